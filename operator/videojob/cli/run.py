@@ -1,0 +1,102 @@
+"""`videojob run MANIFEST`: one VideoJob on this machine, with a progress bar.
+
+Exit codes: 0 succeeded, 1 failed, 2 invalid input (manifest, spec or configuration).
+The final status goes to stdout as YAML (the same shape as `.status` in the cluster); progress
+and messages go to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+
+from videojob.api.manifest import InvalidVideoJob, load_manifest
+from videojob.config import ConfigError, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"videojob: {message}\n")
+
+
+def run_command(args) -> int:
+    try:
+        job = load_manifest(args.manifest)
+    except InvalidVideoJob as exc:
+        _error(f"invalid VideoJob {args.manifest}:")
+        for line in exc.problems:
+            sys.stderr.write(f"  {line}\n")
+        return EXIT_INVALID
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        _error(f"invalid configuration: {exc}")
+        return EXIT_INVALID
+    if args.parallel is not None:
+        if args.parallel < 1:
+            _error("--parallel: must be at least 1")
+            return EXIT_INVALID
+        settings.scene_parallelism = args.parallel
+
+    output_dir = Path(args.output_dir).resolve()
+    # Start a render child now: it imports Manim while we import the pipeline and plan.
+    from videojob.pipeline.sandbox import Sandbox, SandboxLimits
+
+    sandbox = Sandbox(
+        output_dir / ".work", SandboxLimits(memory_mb=settings.render_memory_mb, max_output_mb=settings.render_max_output_mb)
+    )
+    if job.spec.source in ("code", "storyboard") and job.spec.editing is None:
+        sandbox.prewarm(1)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return asyncio.run(_run(job, settings, output_dir, args, sandbox))
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    finally:
+        sandbox.close()
+
+
+async def _run(job, settings, output_dir: Path, args, sandbox) -> int:
+    from videojob.pipeline.errors import InvalidContent
+    from videojob.run import run_videojob
+
+    callbacks = []
+    metrics = None
+    if getattr(args, "metrics_file", None):
+        from videojob.metrics.textfile import RunMetrics
+
+        metrics = RunMetrics()
+        callbacks.append(metrics.on_event)
+    show = not args.no_progress and sys.stderr.isatty()
+    if show:
+        from videojob.cli.progress import ProgressDisplay
+
+        display = ProgressDisplay(job.metadata.name)
+        callbacks.append(display.on_event)
+        with display:
+            result = await run_videojob(
+                job, settings=settings, store_root=output_dir, quality=args.quality, callbacks=callbacks, sandbox=sandbox
+            )
+    else:
+        def log_stage(event):
+            if event.kind in ("stage_started", "stage_failed"):
+                sys.stderr.write(f"[{event.percent:3d}%] {event.message}\n")
+
+        callbacks.append(log_stage)
+        result = await run_videojob(
+            job, settings=settings, store_root=output_dir, quality=args.quality, callbacks=callbacks, sandbox=sandbox
+        )
+    if metrics is not None:
+        metrics.finish(result)
+        metrics.write(args.metrics_file)
+    sys.stdout.write(yaml.safe_dump({"status": result.tracker.as_dict()}, sort_keys=False, allow_unicode=True))
+    if result.succeeded:
+        return EXIT_OK
+    _error(f"{job.metadata.name} failed ({result.error.reason}): {result.error.message}")
+    return EXIT_INVALID if isinstance(result.error, InvalidContent) else EXIT_FAILED

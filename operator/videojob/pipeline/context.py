@@ -1,0 +1,40 @@
+"""The run-time context of one pipeline run: the things nodes use that are not state.
+
+Passed to the graph as LangGraph's `context` (read in nodes through `runtime.context`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from videojob.api.models import VideoJob
+from videojob.pipeline.progress import Progress
+from videojob.pipeline.sandbox import Sandbox, SandboxLimits
+from videojob.storage.records import Publisher, UploadProgressCallback
+
+# Called before each stage starts; may wait (suspend) or raise (cancel, deadline).
+StageGate = Callable[[str], Awaitable[None]]
+
+
+async def _open_gate(stage: str) -> None:
+    return None
+
+
+@dataclass
+class PipelineContext:
+    job: VideoJob
+    workdir: Path  # scratch for this run: combined video, temporary files
+    cache_dir: Path  # render cache, shared between runs
+    sandbox: Sandbox
+    publisher: Publisher
+    progress: Progress
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+    scene_parallelism: int = 2
+    llm: Any = None  # a LangChain chat model (BaseChatModel / Runnable), or None
+    llm_model_name: str | None = None
+    repair_memory: int = 5
+    before_stage: StageGate = _open_gate
+    upload_callbacks: list[UploadProgressCallback] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,123 @@
+"""Planning: decide the scenes of the video from the content source.
+
+- `spec.code`: one scene per top-level Scene class, rendered as given.
+- `spec.storyboard`: one scene per storyboard scene.
+- `spec.prompt`: the LLM writes a structured plan (validated with pydantic; one repair round).
+- `spec.editing`: the scenes of the previous version, whose code the LLM will change.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from videojob.api.models import MAX_SCENES
+from videojob.pipeline import llm as llm_mod
+from videojob.pipeline.codecheck import check_code, scene_classes
+from videojob.pipeline.context import PipelineContext
+from videojob.pipeline.errors import InvalidContent
+from videojob.pipeline.prompts import PLAN_PROMPT, PLAN_REPAIR_PROMPT
+from videojob.pipeline.state import SceneState, VideoGenerationState
+from videojob.pipeline.storyboard import scene_class_name
+
+
+class PlannedScene(BaseModel):
+    title: str = Field(min_length=1, max_length=200)
+    goal: str = ""
+    visual_elements: list[str] = []
+    narration: str = ""
+    duration_seconds: float = Field(default=6, ge=1, le=60)
+
+
+class Plan(BaseModel):
+    scenes: list[PlannedScene] = Field(min_length=1, max_length=MAX_SCENES)
+
+
+def _parse_plan(text: str) -> Plan:
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end < start:
+        raise ValueError("no JSON object in the answer")
+    return Plan.model_validate(json.loads(text[start : end + 1]))
+
+
+async def plan_from_prompt(ctx: PipelineContext, state: VideoGenerationState, usage: dict[str, int]) -> Plan:
+    model = llm_mod.require_model(ctx.llm, "spec.prompt")
+    spec = ctx.job.spec
+    values = {
+        "topic": spec.topic,
+        "description": spec.description or "",
+        "prompt": spec.prompt,
+        "max_scenes": min(8, MAX_SCENES),
+    }
+    answer = await llm_mod.invoke(model, PLAN_PROMPT.format_messages(**values), usage)
+    text = llm_mod._text_of(answer)
+    try:
+        return _parse_plan(text)
+    except (ValueError, ValidationError) as exc:
+        # One repair round: show the model its answer and what was wrong with it.
+        error = str(exc).splitlines()[0][:500]
+        answer = await llm_mod.invoke(
+            model, PLAN_REPAIR_PROMPT.format_messages(**values, bad_answer=text[:4000], error=error), usage
+        )
+        try:
+            return _parse_plan(llm_mod._text_of(answer))
+        except (ValueError, ValidationError) as exc2:
+            raise InvalidContent(f"the model's plan is not valid after one repair: {str(exc2).splitlines()[0]}", stage="Planning") from None
+
+
+async def plan_scenes(ctx: PipelineContext, state: VideoGenerationState) -> dict[str, Any]:
+    spec = ctx.job.spec
+    usage = dict(state.usage)
+    update: dict[str, Any] = {}
+    if spec.editing is not None:
+        model = llm_mod.require_model(ctx.llm, "spec.editing.feedback")
+        del model
+        previous = await ctx.publisher.previous_version(state.project_id, state.video_id, spec.editing.from_version)
+        if previous is None:
+            which = f"version {spec.editing.from_version}" if spec.editing.from_version else "a previous version"
+            raise InvalidContent(f"spec.editing: there is no {which} of {state.project_id}/{state.video_id} to edit", stage="Planning")
+        titles = [s.get("title") for s in (previous.plan or {}).get("scenes", [])]
+        scenes = []
+        for i, code in enumerate(previous.scene_codes):
+            names = scene_classes(code) or [scene_class_name(i)]
+            title = titles[i] if i < len(titles) and titles[i] else names[0]
+            scenes.append(SceneState(index=i, title=title, class_name=names[0], previous_code=code))
+        update.update(
+            scenes=scenes, plan=previous.plan, editing_existing_video=True, current_version=previous.version,
+            feedback=spec.editing.feedback,
+        )
+    elif spec.source == "code":
+        try:
+            names = scene_classes(spec.code)
+        except SyntaxError as exc:
+            raise InvalidContent(f"spec.code: syntax error at line {exc.lineno}: {exc.msg}", stage="Planning") from None
+        if not names:
+            raise InvalidContent("spec.code: defines no Scene subclass (class MyScene(Scene): ...)", stage="Planning")
+        violations = check_code(spec.code)
+        if violations:
+            raise InvalidContent("spec.code: " + "; ".join(map(str, violations)), stage="Planning")
+        update["scenes"] = [SceneState(index=i, title=name, class_name=name) for i, name in enumerate(names)]
+    elif spec.source == "storyboard":
+        update["scenes"] = [
+            SceneState(
+                index=i, title=s.title, class_name=scene_class_name(i), duration_seconds=s.duration_seconds,
+                narration=s.text, visual_elements=[s.shape] if s.shape != "none" else [],
+            )
+            for i, s in enumerate(spec.storyboard.scenes)
+        ]
+    elif spec.source == "prompt":
+        plan = await plan_from_prompt(ctx, state, usage)
+        update["plan"] = plan.model_dump()
+        update["scenes"] = [
+            SceneState(
+                index=i, title=p.title, class_name=scene_class_name(i), goal=p.goal, narration=p.narration,
+                visual_elements=p.visual_elements, duration_seconds=p.duration_seconds,
+            )
+            for i, p in enumerate(plan.scenes)
+        ]
+    else:
+        raise InvalidContent("spec: needs one content source: spec.code, spec.storyboard or spec.prompt", stage="Planning")
+    update["usage"] = usage
+    return update

@@ -1,0 +1,107 @@
+"""State that flows through the LangGraph pipeline, with the seed's public names.
+
+`VideoGenerationState` keeps the seed's fields (enable_aws_upload, project_id, video_id, version,
+current_version, editing_existing_video, upload_status, ...) so code written against the seed's
+enhanced agents keeps working. Everything that is not plain data (the LLM, the sandbox, the store,
+progress callbacks) travels in `PipelineContext` (see `context.py`), not in the state.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+SceneStatus = Literal["pending", "coded", "rendered", "failed"]
+Source = Literal["code", "storyboard", "prompt"]
+
+
+class AttemptRecord(BaseModel):
+    """One try at a scene: the code that was rendered and how it ended."""
+
+    attempt: int
+    code: str
+    error: str | None = None
+
+
+class SceneState(BaseModel):
+    """One scene on its way from plan to video."""
+
+    index: int
+    title: str
+    class_name: str
+    goal: str | None = None
+    narration: str | None = None
+    visual_elements: list[str] = []
+    duration_seconds: float | None = None
+    code: str | None = None
+    previous_code: str | None = None  # the code of the version being edited
+    status: SceneStatus = "pending"
+    attempts: int = 0
+    video_path: str | None = None
+    cached: bool = False
+    error: str | None = None
+    history: list[AttemptRecord] = []
+
+    @property
+    def label(self) -> str:
+        return f"scene {self.index + 1} ({self.title!r})"
+
+
+class AgentConfig(BaseModel):
+    """The seed's per-agent configuration."""
+
+    name: str
+    agent_type: str
+    enabled: bool = True
+    max_retries: int = 3
+    timeout_seconds: float = 300
+    enable_human_loop: bool = False
+
+
+class VideoGenerationState(BaseModel):
+    """The pipeline's state. Nodes return partial updates of it (plain dicts)."""
+
+    # What to make
+    topic: str = ""
+    description: str | None = None
+    source: Source = "storyboard"
+    project_id: str = "default"
+    video_id: str = "video"
+    quality: str = "medium"
+    max_scene_attempts: int = 3
+    feedback: str | None = None
+    plan: dict[str, Any] | None = None
+    scenes: list[SceneState] = []
+
+    # Versions (seed names)
+    version: int | None = None
+    current_version: int | None = None  # the version being edited, when editing
+    editing_existing_video: bool = False
+
+    # Results
+    video_path: str | None = None
+    combined_code: str | None = None
+    duration_seconds: float | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+    outputs: dict[str, Any] = {}
+    record: dict[str, Any] = {}
+
+    # AWS control and results (seed names)
+    enable_aws_upload: bool = True
+    enable_aws_code_management: bool = True
+    enable_code_object_lock: bool = False
+    aws_upload_results: dict[str, str] = {}
+    code_upload_results: dict[str, str] = {}
+    upload_status: str = "not_started"
+    code_upload_status: str = "not_started"
+    upload_retry_count: int = 0
+    code_upload_retry_count: int = 0
+    upload_error: str | None = None
+
+    # LLM usage
+    usage: dict[str, int] = Field(default_factory=lambda: {"llm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
+
+    def pending_scenes(self) -> list[SceneState]:
+        return [s for s in self.scenes if s.status in ("pending", "failed")]

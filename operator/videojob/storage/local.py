@@ -1,0 +1,220 @@
+"""The local versioned store: `{root}/{projectId}/{videoId}/v{N}/` (the embedded default).
+
+A version directory appears only complete: files are written into a hidden `.v{N}.partial/`
+directory, `record.json` last, then renamed to `v{N}` in one step. Reserving N is an atomic
+`mkdir`, so two runs of the same videoId at once get different numbers. A restarted run (same
+Kubernetes uid and generation) finds its reservation or its finished version and reuses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from videojob.storage.records import (
+    Artifacts,
+    PreviousVersion,
+    UploadOutcome,
+    UploadProgressCallback,
+    VersionRecord,
+    utc_now,
+)
+
+_VERSION_DIR = re.compile(r"^\.?v(\d+)(\.partial)?$")
+RESERVATION = "reservation.json"
+RECORD = "record.json"
+
+
+def scene_file(index: int, suffix: str) -> str:
+    return f"scene_{index + 1:02d}{suffix}"
+
+
+class LocalVersionStore:
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+
+    # ----------------------------------------------------------------------------- paths
+
+    def video_dir(self, project_id: str, video_id: str) -> Path:
+        return self.root / project_id / video_id
+
+    def version_dir(self, project_id: str, video_id: str, version: int) -> Path:
+        return self.video_dir(project_id, video_id) / f"v{version}"
+
+    def _numbers(self, base: Path) -> dict[int, Path]:
+        found: dict[int, Path] = {}
+        if base.is_dir():
+            for entry in base.iterdir():
+                m = _VERSION_DIR.match(entry.name)
+                if m and entry.is_dir():
+                    found[int(m.group(1))] = entry
+        return found
+
+    # --------------------------------------------------------------------------- reading
+
+    def list_versions(self, project_id: str, video_id: str) -> list[VersionRecord]:
+        records = []
+        for number, path in sorted(self._numbers(self.video_dir(project_id, video_id)).items()):
+            record = path / RECORD
+            if not path.name.startswith(".") and record.is_file():
+                records.append(VersionRecord.model_validate_json(record.read_text()))
+        return records
+
+    def latest_version(self, project_id: str, video_id: str) -> int | None:
+        versions = self.list_versions(project_id, video_id)
+        return versions[-1].version if versions else None
+
+    def load_previous(self, project_id: str, video_id: str, version: int | None = None) -> PreviousVersion | None:
+        if version is None:
+            version = self.latest_version(project_id, video_id)
+            if version is None:
+                return None
+        path = self.version_dir(project_id, video_id, version)
+        if not (path / RECORD).is_file():
+            return None
+        scenes_dir = path / "scenes"
+        scene_codes = [p.read_text(encoding="utf-8") for p in sorted(scenes_dir.glob("scene_*.py"))]
+        combined = (path / f"{video_id}.py").read_text(encoding="utf-8")
+        plan_file = path / "plan.json"
+        plan = json.loads(plan_file.read_text()) if plan_file.is_file() else None
+        return PreviousVersion(version, scene_codes or [combined], combined, plan)
+
+    # --------------------------------------------------------------------------- writing
+
+    def find_own(self, artifacts: Artifacts) -> tuple[int, Path] | None:
+        """The version a restarted run already reserved or published, if any."""
+        if not artifacts.k8s_uid:
+            return None
+        for number, path in self._numbers(self.video_dir(artifacts.project_id, artifacts.video_id)).items():
+            for name in (RECORD, RESERVATION):
+                meta = path / name
+                if meta.is_file():
+                    data = json.loads(meta.read_text())
+                    if data.get("k8s_uid") == artifacts.k8s_uid and data.get("k8s_generation") == artifacts.k8s_generation:
+                        return number, path
+                    break
+        return None
+
+    def reserve(self, artifacts: Artifacts, version: int | None = None) -> tuple[int, Path]:
+        """Reserve a version number (or the given one) and return its partial directory."""
+        own = self.find_own(artifacts)
+        if own:
+            return own
+        base = self.video_dir(artifacts.project_id, artifacts.video_id)
+        base.mkdir(parents=True, exist_ok=True)
+        number = version or (max(self._numbers(base), default=0) + 1)
+        while True:
+            partial = base / f".v{number}.partial"
+            try:
+                if (base / f"v{number}").exists():
+                    raise FileExistsError
+                partial.mkdir()
+            except FileExistsError:
+                if version is not None:
+                    # The number came from the authoritative store (DynamoDB); a leftover local
+                    # directory with that number is stale and must not block the new version.
+                    shutil.rmtree(partial, ignore_errors=True)
+                    shutil.rmtree(base / f"v{number}", ignore_errors=True)
+                    continue
+                number += 1
+                continue
+            (partial / RESERVATION).write_text(
+                json.dumps({"k8s_uid": artifacts.k8s_uid, "k8s_generation": artifacts.k8s_generation, "version": number})
+            )
+            return number, partial
+
+    def write_files(self, artifacts: Artifacts, partial: Path) -> None:
+        scenes = partial / "scenes"
+        scenes.mkdir(exist_ok=True)
+        _link_or_copy(artifacts.video, partial / f"{artifacts.video_id}.mp4")
+        (partial / f"{artifacts.video_id}.py").write_text(artifacts.combined_code, encoding="utf-8")
+        for i, code in enumerate(artifacts.scene_codes):
+            (scenes / scene_file(i, ".py")).write_text(code, encoding="utf-8")
+        for i, video in enumerate(artifacts.scene_videos):
+            _link_or_copy(video, scenes / scene_file(i, ".mp4"))
+        if artifacts.plan is not None:
+            (partial / "plan.json").write_text(json.dumps(artifacts.plan, indent=2, ensure_ascii=False))
+
+    def commit(self, partial: Path, record: VersionRecord) -> Path:
+        """Write record.json and make the version visible under its final name."""
+        final = partial.parent / f"v{record.version}"
+        if partial == final:
+            return final
+        (partial / RECORD).write_text(record.model_dump_json(indent=2))
+        (partial / RESERVATION).unlink(missing_ok=True)
+        os.rename(partial, final)
+        return final
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link when on the same filesystem (instant, no extra space), copy otherwise."""
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+class LocalPublisher:
+    """The Publisher for runs without AWS: versions live only in the local store."""
+
+    def __init__(self, store: LocalVersionStore):
+        self.store = store
+
+    async def previous_version(self, project_id: str, video_id: str, version: int | None = None) -> PreviousVersion | None:
+        return await asyncio.to_thread(self.store.load_previous, project_id, video_id, version)
+
+    async def upload(self, artifacts: Artifacts, on_progress: UploadProgressCallback | None = None) -> UploadOutcome:
+        def work() -> UploadOutcome:
+            number, path = self.store.reserve(artifacts)
+            already = None
+            if not path.name.startswith("."):
+                already = VersionRecord.model_validate_json((path / RECORD).read_text())
+            else:
+                self.store.write_files(artifacts, path)
+            final = self.store.version_dir(artifacts.project_id, artifacts.video_id, number)
+            return UploadOutcome(
+                version=number,
+                video_uri=(final / f"{artifacts.video_id}.mp4").as_uri(),
+                code_uri=(final / f"{artifacts.video_id}.py").as_uri(),
+                local_dir=path,
+                already_recorded=already,
+            )
+
+        return await asyncio.to_thread(work)
+
+    async def record(self, artifacts: Artifacts, upload: UploadOutcome) -> VersionRecord:
+        if upload.already_recorded:
+            return upload.already_recorded
+        record = build_record(artifacts, upload)
+        await asyncio.to_thread(self.store.commit, upload.local_dir, record)
+        return record
+
+    def describe(self) -> dict[str, Any]:
+        return {"table": None, "store": str(self.store.root)}
+
+
+def build_record(artifacts: Artifacts, upload: UploadOutcome, status: str = "completed") -> VersionRecord:
+    return VersionRecord(
+        video_key=artifacts.video_key,
+        version=upload.version,
+        project_id=artifacts.project_id,
+        video_id=artifacts.video_id,
+        topic=artifacts.topic,
+        status=status,
+        video_uri=upload.video_uri,
+        code_uri=upload.code_uri,
+        size_bytes=artifacts.size_bytes,
+        duration_seconds=round(artifacts.duration_seconds, 3),
+        scene_count=len(artifacts.scene_codes),
+        sha256=artifacts.sha256,
+        created_at=utc_now(),
+        k8s_uid=artifacts.k8s_uid,
+        k8s_generation=artifacts.k8s_generation,
+        parent_version=artifacts.parent_version,
+    )
