@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     # Attempts of code generation remembered in the repair prompt.
     repair_memory: int = Field(default=5, ge=1, le=50)
 
+    # Job executor (VIDEOJOB_EXECUTOR=job): each run is a batch/v1 Job running `videojob worker`.
+    worker_image: str | None = Field(default=None, description="Image of worker pods (the operator's own image)")
+    worker_service_account: str = "videojob-worker"
+    job_ttl_seconds_after_finished: int = Field(default=3600, ge=0)
+    # JSON object merged under spec.podTemplate: resources, nodeSelector, tolerations, ...
+    job_pod_defaults: str = "{}"
+
 
 def load_settings() -> Settings:
     """Settings from the environment; raises ConfigError naming the variable on a bad value."""
