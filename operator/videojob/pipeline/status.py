@@ -108,7 +108,7 @@ class StatusTracker:
             stage.finished_at = C.now_rfc3339()
             stage.message = event.message[:1000]
             important = True
-        elif event.kind == "scene" and stage is not None:
+        elif event.kind in ("scene", "step") and event.scene is not None and stage is not None:
             stage.message = event.message[:1000]
         elif event.kind == "upload" and event.bytes_total:
             self.status.upload = UploadStatus(
