@@ -25,6 +25,23 @@ def _error(message: str) -> None:
 
 
 def run_command(args) -> int:
+    output_dir = Path(args.output_dir).resolve()
+    # Start a render child first thing: it imports Manim (most of a second) while we validate,
+    # import the pipeline and plan. If the manifest turns out invalid, it is simply discarded.
+    from videojob.pipeline.sandbox import Sandbox
+
+    sandbox = Sandbox(output_dir / ".work")
+    try:
+        sandbox.prewarm(1)
+        return _validated_run(args, output_dir, sandbox)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    finally:
+        sandbox.close()
+
+
+def _validated_run(args, output_dir: Path, sandbox) -> int:
     try:
         job = load_manifest(args.manifest)
     except InvalidVideoJob as exc:
@@ -42,24 +59,11 @@ def run_command(args) -> int:
             _error("--parallel: must be at least 1")
             return EXIT_INVALID
         settings.scene_parallelism = args.parallel
+    from videojob.pipeline.sandbox import SandboxLimits
 
-    output_dir = Path(args.output_dir).resolve()
-    # Start a render child now: it imports Manim while we import the pipeline and plan.
-    from videojob.pipeline.sandbox import Sandbox, SandboxLimits
-
-    sandbox = Sandbox(
-        output_dir / ".work", SandboxLimits(memory_mb=settings.render_memory_mb, max_output_mb=settings.render_max_output_mb)
-    )
-    if job.spec.source in ("code", "storyboard") and job.spec.editing is None:
-        sandbox.prewarm(1)
+    sandbox.limits = SandboxLimits(memory_mb=settings.render_memory_mb, max_output_mb=settings.render_max_output_mb)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return asyncio.run(_run(job, settings, output_dir, args, sandbox))
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
-    finally:
-        sandbox.close()
+    return asyncio.run(_run(job, settings, output_dir, args, sandbox))
 
 
 async def _run(job, settings, output_dir: Path, args, sandbox) -> int:

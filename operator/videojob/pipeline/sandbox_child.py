@@ -143,4 +143,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stderr.flush()
+    # Skip interpreter teardown (Manim's modules, atexit hooks): the parent waits for our exit.
+    os._exit(code)

@@ -1,0 +1,127 @@
+"""Overhead of `videojob run` over plain `manim`, the render cache, and scene parallelism.
+
+    .venv/bin/python bench/render_overhead.py [--runs 5]
+
+Prints ratios against baselines measured in the same run (wall clock, medians):
+  1. `videojob run` (spec.code) / `manim -ql` on the same scene code, interleaved.  target <= 1.15
+  2. cached re-run / first run, for the CLI and for the pipeline in-process.       target <= 0.10
+  3. 4-scene storyboard, parallelism 1 / parallelism 2 (speedup).                  target >= 1.6
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+BIN = Path(sys.executable).parent
+SCENE = """\
+from manim import *
+
+
+class Hello(Scene):
+    def construct(self):
+        title = Text("Hello, VideoJob")
+        self.play(Write(title))
+        circle = Circle(color=BLUE).next_to(title, DOWN)
+        self.play(Create(circle))
+        self.play(Transform(circle, Square(color=GREEN).move_to(circle)))
+"""
+
+
+def manifest(spec: dict, name: str = "bench") -> dict:
+    return {"apiVersion": "videogen.io/v1alpha1", "kind": "VideoJob", "metadata": {"name": name}, "spec": spec}
+
+
+def timed(cmd: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def bench_overhead(work: Path, runs: int) -> None:
+    (work / "scene.py").write_text(SCENE)
+    (work / "code.yaml").write_text(yaml.safe_dump(manifest({"topic": "Bench", "code": SCENE, "render": {"quality": "low"}})))
+    manim_times, videojob_times = [], []
+    for i in range(runs + 1):  # the first round warms disk caches and is dropped
+        media = work / f"media{i}"
+        m = timed([str(BIN / "manim"), "-ql", "--disable_caching", "--progress_bar", "none", "--media_dir", str(media),
+                   "scene.py", "Hello"], work)
+        v = timed([str(BIN / "videojob"), "run", "code.yaml", "--output-dir", str(work / f"out{i}"), "--no-progress"], work)
+        if i:
+            manim_times.append(m)
+            videojob_times.append(v)
+    mm, vm = statistics.median(manim_times), statistics.median(videojob_times)
+    print(f"1. manim -ql median {mm:.2f} s; videojob run median {vm:.2f} s; ratio {vm / mm:.2f}x (target <= 1.15)")
+
+
+def bench_cache(work: Path, runs: int) -> None:
+    first, again = [], []
+    for i in range(runs):
+        out = work / f"cache{i}"
+        first.append(timed([str(BIN / "videojob"), "run", "code.yaml", "--output-dir", str(out), "--no-progress"], work))
+        again.append(timed([str(BIN / "videojob"), "run", "code.yaml", "--output-dir", str(out), "--no-progress"], work))
+    ratio = statistics.median(again) / statistics.median(first)
+    print(f"2a. CLI: first run {statistics.median(first):.2f} s, cached re-run {statistics.median(again):.2f} s; "
+          f"ratio {ratio:.2f} (target <= 0.10; includes interpreter start-up)")
+
+    from videojob.api.manifest import load_manifest
+    from videojob.config import Settings
+    from videojob.run import run_videojob
+
+    job = load_manifest(work / "code.yaml")
+
+    async def once(out: Path) -> float:
+        start = time.perf_counter()
+        result = await run_videojob(job, settings=Settings(), store_root=out)
+        assert result.succeeded, result.error
+        return time.perf_counter() - start
+
+    first, again = [], []
+    for i in range(runs):
+        out = work / f"inproc{i}"
+        first.append(asyncio.run(once(out)))
+        again.append(asyncio.run(once(out)))
+    ratio = statistics.median(again) / statistics.median(first)
+    print(f"2b. pipeline in-process: first {statistics.median(first):.2f} s, cached {statistics.median(again):.3f} s; "
+          f"ratio {ratio:.3f} (target <= 0.10)")
+
+
+def bench_parallel(work: Path, runs: int) -> None:
+    scenes = [{"title": f"Scene {i + 1}", "text": "Parallel rendering of storyboard scenes.", "bullets": ["one", "two"],
+               "shape": "circle", "durationSeconds": 3} for i in range(4)]
+    (work / "story.yaml").write_text(yaml.safe_dump(manifest({"topic": "Par", "storyboard": {"scenes": scenes},
+                                                              "render": {"quality": "low"}})))
+    serial, parallel = [], []
+    for i in range(runs):
+        serial.append(timed([str(BIN / "videojob"), "run", "story.yaml", "--output-dir", str(work / f"p1-{i}"),
+                             "--no-progress", "--parallel", "1"], work))
+        parallel.append(timed([str(BIN / "videojob"), "run", "story.yaml", "--output-dir", str(work / f"p2-{i}"),
+                               "--no-progress", "--parallel", "2"], work))
+    s, p = statistics.median(serial), statistics.median(parallel)
+    print(f"3. 4-scene storyboard: parallelism 1 {s:.2f} s, parallelism 2 {p:.2f} s; speedup {s / p:.2f}x (target >= 1.6)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="videojob-bench-"))
+    try:
+        bench_overhead(work, args.runs)
+        bench_cache(work, args.runs)
+        bench_parallel(work, args.runs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
