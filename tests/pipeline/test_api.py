@@ -29,15 +29,18 @@ def _walk(node, path="schema"):
         yield from _walk(sub, f"{path}.{key}")
     if "items" in node:
         yield from _walk(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from _walk(node["additionalProperties"], f"{path}{{}}")
 
 
 def test_schema_is_structural():
     version = crd()["spec"]["versions"][0]
     schema = version["schema"]["openAPIV3Schema"]
     for path, node in _walk(schema):
-        assert "type" in node, f"{path} has no type"
+        assert "type" in node or node.get("x-kubernetes-int-or-string"), f"{path} has no type"
         for forbidden in ("$ref", "anyOf", "oneOf", "allOf", "title", "const"):
             assert forbidden not in node, f"{path} has {forbidden}"
+        assert node.get("additionalProperties", {}) is not False, f"{path}: additionalProperties false is not structural"
     assert version["subresources"] == {"status": {}}
     names = [c["name"] for c in version["additionalPrinterColumns"]]
     assert names == ["Phase", "Stage", "Progress", "Version", "Video", "Age"]

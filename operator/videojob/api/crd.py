@@ -27,6 +27,7 @@ _KEEP = {
     "type", "properties", "required", "items", "enum", "default", "description", "format",
     "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
     "pattern", "minItems", "maxItems", "nullable", "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-int-or-string", "additionalProperties",
 }
 
 
@@ -51,8 +52,12 @@ def structural(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> di
             continue
         if key == "properties":
             out[key] = {name: structural(sub, defs) for name, sub in value.items()}
-        elif key == "items":
+        elif key in ("items", "additionalProperties") and isinstance(value, dict):
             out[key] = structural(value, defs)
+        elif key == "additionalProperties":
+            # `false` (pydantic's extra="forbid") is not allowed in a structural schema; the API
+            # server prunes unknown fields anyway, and the operator reports them by name.
+            continue
         elif key == "default" and (isinstance(value, (dict, list)) or value is None):
             # Object and list defaults would be applied by the API server with snake_case keys
             # and for absent parents; the scalar defaults inside nested objects suffice.
@@ -61,7 +66,7 @@ def structural(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> di
             out[key] = value
     if "enum" in out and "type" not in out:
         out["type"] = "string"
-    if "type" not in out and "properties" in out:
+    if "type" not in out and ("properties" in out or "additionalProperties" in out):
         out["type"] = "object"
     return out
 

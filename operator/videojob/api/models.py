@@ -9,9 +9,9 @@ Field names on the wire are camelCase; Python attributes are snake_case.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 API_GROUP = "videogen.io"
@@ -160,6 +160,29 @@ class RetryStrategy(_Model):
     backoff: Backoff = Backoff()
 
 
+# Kubernetes quantities: `cpu: 2` and `memory: 2Gi` are both valid.
+Quantity = Annotated[str | int | float, WithJsonSchema({"x-kubernetes-int-or-string": True})]
+# Objects passed through to the pod spec as they are (the API server validates them on the Job).
+_OPAQUE_LIST = WithJsonSchema({"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}})
+_OPAQUE_OBJECT = WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True})
+
+
+class ResourceRequirements(_Model):
+    limits: dict[str, Quantity] | None = None
+    requests: dict[str, Quantity] | None = None
+
+
+class PodTemplate(_Model):
+    """Pod settings for the Job executor, merged over the operator's defaults."""
+
+    resources: ResourceRequirements | None = None
+    node_selector: dict[str, Annotated[str, StringConstraints(max_length=253)]] | None = None
+    tolerations: Annotated[list[dict[str, Any]] | None, _OPAQUE_LIST] = None
+    affinity: Annotated[dict[str, Any] | None, _OPAQUE_OBJECT] = None
+    service_account_name: Annotated[str | None, Field(max_length=253)] = None
+    priority_class_name: Annotated[str | None, Field(max_length=253)] = None
+
+
 class VideoJobSpec(_Model):
     topic: Annotated[str, Field(min_length=1, max_length=200, description="What the video is about.")]
     description: Annotated[str | None, Field(max_length=4000)] = None
@@ -186,6 +209,9 @@ class VideoJobSpec(_Model):
     human_loop: Annotated[
         bool, Field(description="Wait for a person (phase AwaitingInput) instead of failing.")
     ] = False
+    pod_template: Annotated[
+        PodTemplate | None, Field(description="Pod settings when runs execute as Kubernetes Jobs.")
+    ] = None
 
     @property
     def source(self) -> Literal["code", "storyboard", "prompt", "none"]:

@@ -1,0 +1,198 @@
+"""Pure functions for the Job executor: the batch/v1 Job of one VideoJob run, and what a failed
+Job or its pod says about why it failed. No API calls here (dask-kubernetes' `build_*_spec` style):
+the executor applies what these return.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+from typing import Any
+
+from videojob.api.models import API_GROUP, API_VERSION, KIND
+from videojob.config import Settings
+
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+LABEL_VIDEOJOB = f"{API_GROUP}/videojob"
+LABEL_GENERATION = f"{API_GROUP}/generation"
+LABEL_ATTEMPT = f"{API_GROUP}/attempt"
+WORKDIR = "/work"
+
+# Settings the worker needs to behave like the operator. Credentials are deliberately absent:
+# a Job spec is readable by anyone who can list Jobs; workers get AWS access from their
+# ServiceAccount (IRSA) and LLM keys from the Secret named in spec.llm.credentialsSecretRef.
+PASSED_ENV = (
+    "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_S3_VIDEO_BUCKET", "AWS_S3_CODE_BUCKET",
+    "AWS_DYNAMODB_TABLE", "AWS_REQUIRE_UPLOAD", "AWS_ENABLE_ENCRYPTION", "AWS_KMS_KEY_ID",
+    "AWS_MULTIPART_THRESHOLD", "AWS_CHUNK_SIZE", "AWS_MAX_CONCURRENT_UPLOADS", "AWS_MAX_RETRIES",
+    "VIDEOJOB_LLM_MODEL", "VIDEOJOB_SCENE_PARALLELISM", "VIDEOJOB_RENDER_MEMORY_MB",
+    "VIDEOJOB_RENDER_MAX_OUTPUT_MB", "VIDEOJOB_REPAIR_MEMORY",
+)
+
+_DNS_LABEL = re.compile(r"[^a-z0-9-]")
+
+
+def job_name(name: str, generation: int, attempt: int) -> str:
+    """Deterministic, <= 63 characters (Job names become pod labels), unique per attempt."""
+    suffix = f"-g{generation}-a{attempt}"
+    base = _DNS_LABEL.sub("-", name.lower()).strip("-") or "videojob"
+    if len(base) + len(suffix) > 63:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        base = base[: 63 - len(suffix) - 9].rstrip("-") + "-" + digest
+    return base + suffix
+
+
+def label_value(value: str) -> str:
+    """A label value (<= 63 chars); long names keep a hash so they stay distinct."""
+    if len(value) <= 63:
+        return value
+    return value[:54].rstrip("-.") + "-" + hashlib.sha256(value.encode()).hexdigest()[:8]
+
+
+def _merge_resources(base: dict[str, Any], over: dict[str, Any] | None) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for kind in ("limits", "requests"):
+        if over and over.get(kind):
+            merged.setdefault(kind, {}).update({k: str(v) for k, v in over[kind].items()})
+    return merged
+
+
+def merged_pod_settings(defaults: dict[str, Any], template: dict[str, Any] | None) -> dict[str, Any]:
+    """spec.podTemplate over the chart's defaults: maps merge key by key, tolerations add up,
+    affinity and names are replaced."""
+    template = template or {}
+    out = {
+        "resources": _merge_resources(defaults.get("resources", {}), template.get("resources")),
+        "nodeSelector": {**defaults.get("nodeSelector", {}), **(template.get("nodeSelector") or {})},
+        "tolerations": list(defaults.get("tolerations", [])) + list(template.get("tolerations") or []),
+        "affinity": template.get("affinity") or defaults.get("affinity"),
+        "serviceAccountName": template.get("serviceAccountName") or defaults.get("serviceAccountName"),
+        "priorityClassName": template.get("priorityClassName") or defaults.get("priorityClassName"),
+    }
+    return {k: v for k, v in out.items() if v}
+
+
+def build_job(
+    videojob: dict[str, Any],
+    attempt: int,
+    settings: Settings,
+    environ: dict[str, str] | None = None,
+    active_deadline_seconds: int | None = None,
+) -> dict[str, Any]:
+    """The batch/v1 Job for one attempt of the VideoJob's current generation."""
+    meta = videojob["metadata"]
+    spec = videojob.get("spec", {})
+    name, namespace, generation = meta["name"], meta["namespace"], int(meta.get("generation") or 1)
+    environ = os.environ if environ is None else environ
+    defaults = json.loads(settings.job_pod_defaults or "{}")
+    pod = merged_pod_settings(defaults, spec.get("podTemplate"))
+
+    labels = {
+        "app.kubernetes.io/name": "videojob-worker",
+        "app.kubernetes.io/managed-by": "videojob-operator",
+        LABEL_VIDEOJOB: label_value(name),
+        LABEL_GENERATION: str(generation),
+        LABEL_ATTEMPT: str(attempt),
+    }
+    job_labels = dict(labels)
+    queue = (meta.get("labels") or {}).get(QUEUE_LABEL)
+    if queue:
+        job_labels[QUEUE_LABEL] = queue  # Kueue admits the Job by this label; nothing else needed
+
+    env = [{"name": "VIDEOJOB_WORKDIR", "value": WORKDIR}]
+    env += [{"name": k, "value": environ[k]} for k in PASSED_ENV if environ.get(k)]
+    container = {
+        "name": "worker",
+        "image": settings.worker_image or "videojob-operator:latest",
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["worker", "--namespace", namespace, "--name", name, "--generation", str(generation),
+                 "--attempt", str(attempt)],
+        "env": env,
+        "resources": pod.get("resources", {}),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "work", "mountPath": WORKDIR}, {"name": "tmp", "mountPath": "/tmp"}],
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": pod.get("serviceAccountName") or settings.worker_service_account,
+        "automountServiceAccountToken": True,  # the worker reports into the VideoJob's status
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": [{"name": "work", "emptyDir": {}}, {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}],
+    }
+    for key in ("nodeSelector", "tolerations", "affinity", "priorityClassName"):
+        if pod.get(key):
+            pod_spec[key] = pod[key]
+
+    job_spec: dict[str, Any] = {
+        # Retries are made by the operator as new Jobs (with backoff), so each attempt is visible.
+        "backoffLimit": 0,
+        "suspend": bool(spec.get("suspend", False)),
+        "ttlSecondsAfterFinished": settings.job_ttl_seconds_after_finished,
+        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+    }
+    deadline = active_deadline_seconds if active_deadline_seconds is not None else spec.get("activeDeadlineSeconds")
+    if deadline:
+        job_spec["activeDeadlineSeconds"] = int(deadline)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(name, generation, attempt),
+            "namespace": namespace,
+            "labels": job_labels,
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{API_GROUP}/{API_VERSION}",
+                    "kind": KIND,
+                    "name": name,
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": job_spec,
+    }
+
+
+# Waiting reasons that never fix themselves without a change to the image or registry.
+_IMAGE_ERRORS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+
+
+def job_outcome(job: dict[str, Any], pods: list[dict[str, Any]] = ()) -> tuple[str, str | None, str]:
+    """(state, reason, message) of a worker Job: state is running | succeeded | failed.
+
+    Used for what the worker could not report itself: the pod was OOMKilled, evicted, could not
+    pull its image, or the Job ran past its deadline.
+    """
+    for pod in pods:
+        status = pod.get("status", {})
+        if status.get("reason") == "Evicted":
+            return "failed", "Evicted", status.get("message") or "the worker pod was evicted"
+        for cs in status.get("containerStatuses", []) or []:
+            terminated = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get("terminated")
+            if terminated and terminated.get("reason") == "OOMKilled":
+                return "failed", "OOMKilled", "the worker ran out of memory; raise spec.podTemplate.resources.limits.memory"
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in _IMAGE_ERRORS:
+                return "failed", "ImagePullError", f"{waiting.get('reason')}: {waiting.get('message', '')}".strip(": ")
+    for cond in job.get("status", {}).get("conditions", []) or []:
+        if cond.get("status") != "True":
+            continue
+        if cond.get("type") == "Complete":
+            return "succeeded", None, "the worker finished"
+        if cond.get("type") == "Failed":
+            reason = cond.get("reason") or "WorkerFailed"
+            if reason == "BackoffLimitExceeded":
+                reason = "WorkerFailed"
+            return "failed", reason, cond.get("message") or "the worker Job failed"
+    return "running", None, ""
