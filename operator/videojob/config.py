@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     # Sandbox limits for one scene render (the wall clock comes from spec.render.sceneTimeoutSeconds).
     render_memory_mb: int = Field(default=3072, ge=256)
     render_max_output_mb: int = Field(default=2048, ge=1)
+    # Render cache size; least recently used scenes are dropped beyond it.
+    render_cache_mb: int = Field(default=4096, ge=0)
     # Attempts of code generation remembered in the repair prompt.
     repair_memory: int = Field(default=5, ge=1, le=50)
 

@@ -148,6 +148,7 @@ async def run_videojob(
         progress=progress,
         limits=limits,
         scene_parallelism=settings.scene_parallelism,
+        render_cache_bytes=settings.render_cache_mb * 1024 * 1024,
         llm=llm,
         llm_model_name=llm_mod.model_name(job.spec.llm, settings.llm_model),
         repair_memory=settings.repair_memory,

@@ -83,3 +83,23 @@ def test_concurrent_reservations_never_collide(tmp_path):
         t.join()
     assert sorted(got) == list(range(1, 41))
     assert [r.version for r in store.list_versions("p", "v")] == list(range(1, 41))
+
+
+def test_render_cache_drops_least_recently_used_entries(tmp_path):
+    import os
+    import time as _time
+
+    from videojob.pipeline.render import RenderCache
+
+    cache = RenderCache(tmp_path / "cache", max_bytes=3500)
+    for i, key in enumerate(["aa1", "bb2", "cc3"]):
+        movie = tmp_path / f"{key}.mp4"
+        movie.write_bytes(b"x" * 1000)
+        cache.put(key, movie)
+        os.utime(cache.path(key), (_time.time() - 100 + i, _time.time() - 100 + i))
+    assert cache.get("aa1") is not None  # a hit makes aa1 the most recently used
+    movie = tmp_path / "dd4.mp4"
+    movie.write_bytes(b"x" * 1000)
+    cache.put("dd4", movie)
+    assert cache.get("bb2") is None  # the least recently used went first
+    assert all(cache.get(k) is not None for k in ("aa1", "cc3", "dd4"))

@@ -32,6 +32,7 @@ class PipelineContext:
     progress: Progress
     limits: SandboxLimits = field(default_factory=SandboxLimits)
     scene_parallelism: int = 2
+    render_cache_bytes: int | None = None  # None: unbounded
     llm: Any = None  # a LangChain chat model (BaseChatModel / Runnable), or None
     llm_model_name: str | None = None
     repair_memory: int = 5
