@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -21,6 +22,8 @@ from videojob.pipeline.errors import InvalidContent
 from videojob.pipeline.prompts import PLAN_PROMPT, PLAN_REPAIR_PROMPT
 from videojob.pipeline.state import SceneState, VideoGenerationState
 from videojob.pipeline.storyboard import scene_class_name
+
+log = logging.getLogger(__name__)
 
 
 class PlannedScene(BaseModel):
@@ -36,14 +39,25 @@ class Plan(BaseModel):
 
 
 def _parse_plan(text: str) -> Plan:
+    """The plan in a model answer: the outermost JSON object, fenced or not, validated."""
     start, end = text.find("{"), text.rfind("}")
     if start < 0 or end < start:
         raise ValueError("no JSON object in the answer")
     return Plan.model_validate(json.loads(text[start : end + 1]))
 
 
+def _first_line(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(plan)"
+        return f"{where}: {err['msg']} ({exc.error_count()} problem(s))"
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:500]
+
+
 async def plan_from_prompt(ctx: PipelineContext, state: VideoGenerationState, usage: dict[str, int]) -> Plan:
-    model = llm_mod.require_model(ctx.llm, "spec.prompt")
+    """Ask the model for a plan (`PLAN_PROMPT | model`); when the answer does not parse or
+    validate, one repair round shows the model its answer and what was wrong with it."""
+    client = llm_mod.chat_client(ctx, "spec.prompt")
     spec = ctx.job.spec
     values = {
         "topic": spec.topic,
@@ -51,20 +65,20 @@ async def plan_from_prompt(ctx: PipelineContext, state: VideoGenerationState, us
         "prompt": spec.prompt,
         "max_scenes": min(8, MAX_SCENES),
     }
-    answer = await llm_mod.invoke(model, PLAN_PROMPT.format_messages(**values), usage)
-    text = llm_mod._text_of(answer)
+    model = client.runnable(usage=usage, stage="Planning")
+    text = llm_mod.text_of(await (PLAN_PROMPT | model).ainvoke(values))
     try:
         return _parse_plan(text)
     except (ValueError, ValidationError) as exc:
-        # One repair round: show the model its answer and what was wrong with it.
-        error = str(exc).splitlines()[0][:500]
-        answer = await llm_mod.invoke(
-            model, PLAN_REPAIR_PROMPT.format_messages(**values, bad_answer=text[:4000], error=error), usage
-        )
+        error = _first_line(exc)
+        log.info("the model's plan is not valid (%s); asking once more", error)
+        answer = await (PLAN_REPAIR_PROMPT | model).ainvoke({**values, "bad_answer": text[:4000], "error": error})
         try:
-            return _parse_plan(llm_mod._text_of(answer))
+            return _parse_plan(llm_mod.text_of(answer))
         except (ValueError, ValidationError) as exc2:
-            raise InvalidContent(f"the model's plan is not valid after one repair: {str(exc2).splitlines()[0]}", stage="Planning") from None
+            raise InvalidContent(
+                f"the model's plan is not valid after one repair: {_first_line(exc2)}", stage="Planning"
+            ) from None
 
 
 async def plan_scenes(ctx: PipelineContext, state: VideoGenerationState) -> dict[str, Any]:
@@ -72,8 +86,7 @@ async def plan_scenes(ctx: PipelineContext, state: VideoGenerationState) -> dict
     usage = dict(state.usage)
     update: dict[str, Any] = {}
     if spec.editing is not None:
-        model = llm_mod.require_model(ctx.llm, "spec.editing.feedback")
-        del model
+        llm_mod.require_model(ctx.llm, "spec.editing.feedback")
         previous = await ctx.publisher.previous_version(state.project_id, state.video_id, spec.editing.from_version)
         if previous is None:
             which = f"version {spec.editing.from_version}" if spec.editing.from_version else "a previous version"
