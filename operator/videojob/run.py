@@ -17,7 +17,7 @@ from typing import Any
 
 from videojob.api.manifest import InvalidVideoJob
 from videojob.api.models import VideoJob
-from videojob.config import Settings
+from videojob.config import ConfigError, Settings
 from videojob.pipeline import llm as llm_mod
 from videojob.pipeline.context import PipelineContext, StageGate, _open_gate
 from videojob.pipeline.errors import InvalidContent, PipelineError, TransientError
@@ -117,8 +117,14 @@ async def run_videojob(
         if llm is _UNSET:
             llm = llm_mod.resolve_model(job.spec.llm, settings.llm_model, credentials)
         check_runnable(job, llm)
+        publisher = publisher or make_publisher(settings, Path(store_root))
     except (InvalidVideoJob, PipelineError) as exc:
         error = exc if isinstance(exc, PipelineError) else InvalidContent(str(exc), reason="InvalidSpec")
+        tracker.failed(error.reason, error.message, stalled=True)
+        return RunResult(tracker, error=error)
+    except ConfigError as exc:
+        # Not the spec's fault: the operator's AWS_* settings are wrong. Stalled until fixed.
+        error = PipelineError(f"invalid configuration: {exc}", reason="InvalidConfiguration")
         tracker.failed(error.reason, error.message, stalled=True)
         return RunResult(tracker, error=error)
 
@@ -144,7 +150,7 @@ async def run_videojob(
         workdir=run_dir,
         cache_dir=Path(cache_dir) if cache_dir else store_root / ".cache" / "renders",
         sandbox=sandbox,
-        publisher=publisher or make_publisher(settings, store_root),
+        publisher=publisher,
         progress=progress,
         limits=limits,
         scene_parallelism=settings.scene_parallelism,
