@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--parallel", type=int, default=None, help="scenes rendered at once (default: VIDEOJOB_SCENE_PARALLELISM or 2)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (also when stderr is not a terminal)")
     run.add_argument("--metrics-file", default=None, help="write Prometheus metrics in textfile-collector format here")
+    run.add_argument("--log-format", choices=["text", "json"], default="text")
 
     op = verbs.add_parser("operator", help="run the Kubernetes operator")
     scope = op.add_mutually_exclusive_group()

@@ -18,6 +18,7 @@ from videojob.api.manifest import InvalidVideoJob, load_manifest
 from videojob.config import ConfigError, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+log = logging.getLogger(__name__)
 
 
 def _error(message: str) -> None:
@@ -51,6 +52,9 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
         return EXIT_INVALID
     try:
         settings = load_settings()
+        from videojob.storage.aws_config import load_aws_config
+
+        load_aws_config()  # a bad AWS_* value is reported here, naming the variable
     except ConfigError as exc:
         _error(f"invalid configuration: {exc}")
         return EXIT_INVALID
@@ -62,8 +66,12 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
     from videojob.pipeline.sandbox import SandboxLimits
 
     sandbox.limits = SandboxLimits(memory_mb=settings.render_memory_mb, max_output_mb=settings.render_max_output_mb)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return asyncio.run(_run(job, settings, output_dir, args, sandbox))
+    from videojob.logs import configure_logging, job_context
+
+    json_logs = getattr(args, "log_format", "text") == "json"
+    configure_logging("json" if json_logs else "text", logging.INFO if json_logs else logging.WARNING)
+    with job_context(job.metadata.namespace or "local", job.metadata.name, job.metadata.generation):
+        return asyncio.run(_run(job, settings, output_dir, args, sandbox))
 
 
 async def _run(job, settings, output_dir: Path, args, sandbox) -> int:
@@ -75,9 +83,10 @@ async def _run(job, settings, output_dir: Path, args, sandbox) -> int:
     if getattr(args, "metrics_file", None):
         from videojob.metrics.textfile import RunMetrics
 
-        metrics = RunMetrics()
+        metrics = RunMetrics(namespace=job.metadata.namespace)
         callbacks.append(metrics.on_event)
-    show = not args.no_progress and sys.stderr.isatty()
+    json_logs = getattr(args, "log_format", "text") == "json"  # stderr holds JSON lines only
+    show = not args.no_progress and sys.stderr.isatty() and not json_logs
     if show:
         from videojob.cli.progress import ProgressDisplay
 
@@ -90,7 +99,11 @@ async def _run(job, settings, output_dir: Path, args, sandbox) -> int:
     else:
         def log_stage(event):
             if event.kind in ("stage_started", "stage_failed"):
-                sys.stderr.write(f"[{event.percent:3d}%] {event.message}\n")
+                if json_logs:
+                    level = logging.WARNING if event.kind == "stage_failed" else logging.INFO
+                    log.log(level, event.message, extra={"stage": event.stage, "percent": event.percent})
+                else:
+                    sys.stderr.write(f"[{event.percent:3d}%] {event.message}\n")
 
         callbacks.append(log_stage)
         result = await run_videojob(
@@ -102,5 +115,8 @@ async def _run(job, settings, output_dir: Path, args, sandbox) -> int:
     sys.stdout.write(yaml.safe_dump({"status": result.tracker.as_dict()}, sort_keys=False, allow_unicode=True))
     if result.succeeded:
         return EXIT_OK
-    _error(f"{job.metadata.name} failed ({result.error.reason}): {result.error.message}")
+    if json_logs:
+        log.error("%s failed (%s): %s", job.metadata.name, result.error.reason, result.error.message)
+    else:
+        _error(f"{job.metadata.name} failed ({result.error.reason}): {result.error.message}")
     return EXIT_INVALID if isinstance(result.error, InvalidContent) else EXIT_FAILED
