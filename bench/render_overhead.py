@@ -10,6 +10,12 @@ Prints ratios against baselines measured in the same run (wall clock, medians):
 
 from __future__ import annotations
 
+import sys
+
+# bench/operator.py is named like the stdlib's `operator`; run as a script, this folder would come
+# first on sys.path and shadow it. Drop that entry before importing anything else.
+sys.path[:] = [p for p in sys.path if p.rstrip("/") != __file__.rsplit("/", 1)[0]]
+
 import argparse
 import asyncio
 import shutil

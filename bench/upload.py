@@ -11,6 +11,12 @@ Our uploader runs with the default AWS_* settings unless they are set in the env
 
 from __future__ import annotations
 
+import sys
+
+# bench/operator.py is named like the stdlib's `operator`; run as a script, this folder would come
+# first on sys.path and shadow it. Drop that entry before importing anything else.
+sys.path[:] = [p for p in sys.path if p.rstrip("/") != __file__.rsplit("/", 1)[0]]
+
 import argparse
 import asyncio
 import json

@@ -9,7 +9,7 @@ import yaml
 
 from videojob.api.crd import crd
 from videojob.config import Settings
-from videojob.controller.jobspec import build_job, job_name, job_outcome
+from videojob.controller.jobspec import attempt_verdict, build_job, job_name, job_outcome
 
 
 def videojob(**spec):
@@ -101,3 +101,29 @@ def test_failure_reasons_from_job_and_pods():
     assert job_outcome({"status": {"conditions": [{"type": "Complete", "status": "True"}]}}, [])[0] == "succeeded"
     assert job_outcome({"status": {"active": 1}}, [])[0] == "running"
     assert job_outcome(failed, [])[:2] == ("failed", "WorkerFailed")
+
+
+def worker_status(phase, attempt, stalled, reason="RenderFailed"):
+    return {"phase": phase, "attempt": attempt, "message": "scene 1 failed",
+            "conditions": [{"type": "Succeeded", "status": "False", "reason": reason},
+                           {"type": "Stalled", "status": "True" if stalled else "False", "reason": reason}]}
+
+
+def test_the_workers_own_report_decides_whether_an_attempt_is_retried():
+    permanent = attempt_verdict(worker_status("Failed", 2, stalled=True), 2, "WorkerFailed", "exit 1")
+    assert (permanent.reported, permanent.reason, permanent.permanent) == (True, "RenderFailed", True)
+    transient = attempt_verdict(worker_status("Failed", 2, stalled=False, reason="TransientError"), 2, "WorkerFailed", "")
+    assert (transient.reported, transient.reason, transient.permanent) == (True, "TransientError", False)
+    waiting = attempt_verdict({**worker_status("AwaitingInput", 1, stalled=True)}, 1, "WorkerFailed", "")
+    assert waiting.reported and waiting.permanent
+
+
+def test_a_failure_the_worker_did_not_report_is_judged_by_the_pod():
+    # The status still describes attempt 1 (its worker's report): attempt 2's pod died silently.
+    oom = attempt_verdict(worker_status("Failed", 1, stalled=False), 2, "OOMKilled", "out of memory")
+    assert (oom.reported, oom.reason, oom.permanent, oom.job_active) == (False, "OOMKilled", False, False)
+    running = {"phase": "Running", "attempt": 1}
+    assert attempt_verdict(running, 1, "DeadlineExceeded", "").permanent
+    pull = attempt_verdict(running, 1, "ImagePullError", "ImagePullBackOff")
+    assert pull.permanent and pull.job_active
+    assert not attempt_verdict(running, 1, "Evicted", "").permanent

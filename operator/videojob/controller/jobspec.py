@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from videojob.api.models import API_GROUP, API_VERSION, KIND
@@ -27,7 +28,7 @@ WORKDIR = "/work"
 PASSED_ENV = (
     "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_S3_VIDEO_BUCKET", "AWS_S3_CODE_BUCKET",
     "AWS_DYNAMODB_TABLE", "AWS_REQUIRE_UPLOAD", "AWS_ENABLE_ENCRYPTION", "AWS_KMS_KEY_ID",
-    "AWS_MULTIPART_THRESHOLD", "AWS_CHUNK_SIZE", "AWS_MAX_CONCURRENT_UPLOADS", "AWS_MAX_RETRIES",
+    "AWS_MULTIPART_THRESHOLD", "AWS_CHUNK_SIZE", "AWS_MAX_CONCURRENT_UPLOADS", "AWS_MAX_RETRIES", "AWS_RETRY_MODE",
     "VIDEOJOB_LLM_MODEL", "VIDEOJOB_SCENE_PARALLELISM", "VIDEOJOB_RENDER_MEMORY_MB",
     "VIDEOJOB_RENDER_MAX_OUTPUT_MB", "VIDEOJOB_REPAIR_MEMORY",
 )
@@ -196,3 +197,42 @@ def job_outcome(job: dict[str, Any], pods: list[dict[str, Any]] = ()) -> tuple[s
                 reason = "WorkerFailed"
             return "failed", reason, cond.get("message") or "the worker Job failed"
     return "running", None, ""
+
+
+# Failures of a Job that a new attempt cannot fix: the deadline covers all attempts, and an
+# image that cannot be pulled needs a change to the image or the registry.
+PERMANENT_JOB_FAILURES = frozenset({"DeadlineExceeded", "ImagePullError"})
+
+
+@dataclass(frozen=True)
+class AttemptVerdict:
+    """What a failed attempt means for the VideoJob."""
+
+    reported: bool  # the worker wrote the failure into status itself
+    reason: str
+    message: str
+    permanent: bool  # a retry cannot help: no new Job
+    job_active: bool = False  # the Job is still running (its pod is stuck) and must be deleted
+
+
+def attempt_verdict(status: dict[str, Any], attempt: int, reason: str, message: str) -> AttemptVerdict:
+    """Decide on a failed attempt from the VideoJob's status and the Job's outcome.
+
+    The worker's own report wins: it wrote Failed (Stalled=True: permanent) or AwaitingInput
+    for this attempt before exiting. Otherwise the pod died first and `reason` (from
+    `job_outcome`) is the failure to report.
+    """
+    phase = status.get("phase")
+    if status.get("attempt") == attempt and phase in ("Failed", "AwaitingInput"):
+        conditions = {c.get("type"): c for c in status.get("conditions") or []}
+        stalled = (conditions.get("Stalled") or {}).get("status") == "True"
+        return AttemptVerdict(
+            reported=True,
+            reason=(conditions.get("Succeeded") or {}).get("reason") or "Failed",
+            message=status.get("message") or "the worker reported a failure",
+            permanent=stalled or phase == "AwaitingInput",
+        )
+    return AttemptVerdict(
+        reported=False, reason=reason, message=message,
+        permanent=reason in PERMANENT_JOB_FAILURES, job_active=reason == "ImagePullError",
+    )

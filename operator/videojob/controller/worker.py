@@ -1,0 +1,208 @@
+"""`videojob worker`: run one VideoJob generation inside a Job pod (the Job executor).
+
+The worker reads its VideoJob, checks that the generation it was started for is still the one
+to produce, runs the same pipeline as the inline executor (`run_videojob`) and reports into
+the VideoJob's status with the operator's throttled `StatusWriter`, plus an Event at every
+phase change. It does not retry: the operator makes each retry a new Job.
+
+It needs only: get videojobs, patch videojobs/status, create events, and get the Secret named
+in spec.llm.credentialsSecretRef (the chart's worker Role).
+
+Exit codes: 0 succeeded; 1 failed (status says why, Stalled=True when a retry cannot help);
+2 nothing to do: the VideoJob is gone, its generation moved on, or the configuration is bad;
+143 stopped by SIGTERM (Job suspended or deleted), with nothing more written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from videojob.api.manifest import InvalidVideoJob, parse_videojob
+from videojob.api.models import VideoJobStatus
+from videojob.config import ConfigError, Settings, load_settings
+from videojob.controller import decisions
+from videojob.controller.events import EventRecorder, transition_event
+from videojob.controller.status_writer import StatusWriter
+from videojob.pipeline.status import StatusTracker
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_NOTHING_TO_DO, EXIT_TERMINATED = 0, 1, 2, 143
+
+
+class NothingToDo(Exception):
+    """The VideoJob is missing or no longer wants this generation."""
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"videojob worker: {message}\n")
+
+
+def worker_command(args: Any) -> int:
+    from videojob.logs import configure_logging
+
+    configure_logging(getattr(args, "log_format", "text"))
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        _error(f"bad configuration: {exc}")
+        return EXIT_NOTHING_TO_DO
+    from videojob.controller.kube import KubeClient
+
+    try:
+        kube = KubeClient.from_environment()
+    except Exception as exc:
+        _error(f"no cluster credentials (in-cluster service account or kubeconfig): {exc}")
+        return EXIT_NOTHING_TO_DO
+    try:
+        return asyncio.run(_until_terminated(run_worker(
+            args.namespace, args.name, args.generation, args.attempt, settings=settings, kube=kube,
+        )))
+    finally:
+        kube.close()
+
+
+async def _until_terminated(work: Any) -> int:
+    """Run `work`; SIGTERM (the pod is stopped: suspend, deletion) cancels it."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    except (NotImplementedError, RuntimeError):  # not the main thread
+        pass
+    try:
+        return await task
+    except asyncio.CancelledError:
+        _error("stopped by SIGTERM; the operator decides what happens next")
+        return EXIT_TERMINATED
+
+
+async def run_worker(
+    namespace: str,
+    name: str,
+    generation: int,
+    attempt: int = 1,
+    *,
+    settings: Settings,
+    kube: Any,
+    store_root: Path | None = None,
+    min_write_interval: float = 1.0,
+) -> int:
+    """The worker's core: returns the exit code. `kube` is a `KubeClient` (or alike)."""
+    from videojob.controller.job_executor import JobsClient
+
+    jobs = JobsClient(kube.api_client)
+    try:
+        raw = await _videojob_to_run(jobs, namespace, name, generation)
+    except NothingToDo as exc:
+        _error(str(exc))
+        return EXIT_NOTHING_TO_DO
+    meta = raw["metadata"]
+    document = {key: raw[key] for key in ("apiVersion", "kind", "metadata", "spec") if key in raw}
+    previous_raw = raw.get("status") or {}
+    previous = _status_model(previous_raw)
+    tracker = StatusTracker(int(meta.get("generation") or generation), attempt=attempt, previous=previous)
+    if previous is not None and previous.start_time and previous.observed_generation == tracker.generation:
+        tracker.status.start_time = previous.start_time  # the run started with attempt 1
+    writer = StatusWriter(kube, namespace, name, tracker.as_dict, previous=previous_raw, min_interval=min_write_interval)
+    events = EventRecorder(kube)
+    ref = {"namespace": namespace, "name": name, "uid": meta.get("uid")}
+    phase = [previous_raw.get("phase")]
+
+    async def publish() -> None:
+        status = tracker.as_dict()
+        event = transition_event(phase[0], status)
+        if event is None:
+            writer.update(important=True)
+            return
+        phase[0] = status["phase"]
+        await writer.flush()
+        await events.post(ref, event)
+
+    try:
+        try:
+            job = parse_videojob(document)
+        except InvalidVideoJob as exc:  # the operator validates first; an old image may disagree
+            tracker.failed("InvalidSpec", "invalid spec: " + "; ".join(exc.problems), stalled=True)
+            await publish()
+            return EXIT_FAILED
+        job.metadata.generation = generation  # the version belongs to the content generation
+        tracker.started()
+        tracker.status.message = f"running in Job pod (attempt {attempt})"
+        await publish()
+        try:
+            credentials = await _credentials(kube, namespace, job)
+        except _CredentialsUnavailable as exc:
+            tracker.failed("CredentialsUnavailable", str(exc), stalled=False)
+            await publish()
+            return EXIT_FAILED
+
+        from videojob.run import run_videojob
+
+        result = await run_videojob(
+            job,
+            settings=settings,
+            store_root=Path(store_root or settings.workdir),
+            tracker=tracker,
+            callbacks=[lambda event: writer.update(important=event.kind in ("stage_started", "stage_failed"))],
+            credentials=credentials,
+        )
+        if not result.succeeded and job.spec.human_loop and result.error is not None and result.error.permanent:
+            tracker.status.completion_time = None
+            tracker.awaiting_input(
+                result.error.reason, decisions.human_loop_message(result.error.reason, result.error.message)
+            )
+        await publish()
+        await writer.close(flush=True)
+        return EXIT_OK if result.succeeded else EXIT_FAILED
+    except asyncio.CancelledError:
+        await writer.close(flush=False)
+        raise
+    finally:
+        await writer.close(flush=False)
+
+
+async def _videojob_to_run(jobs: Any, namespace: str, name: str, generation: int) -> dict[str, Any]:
+    raw = await jobs.read_videojob(namespace, name)
+    if raw is None:
+        raise NothingToDo(f"VideoJob {namespace}/{name} not found (deleted?); nothing to do")
+    if raw.get("metadata", {}).get("deletionTimestamp"):
+        raise NothingToDo(f"VideoJob {namespace}/{name} is being deleted; nothing to do")
+    wanted = decisions.content_generation(raw)
+    if wanted != generation:
+        raise NothingToDo(
+            f"VideoJob {namespace}/{name} is at generation {wanted}, this worker was started for "
+            f"generation {generation}; nothing to do (the operator runs the new generation)"
+        )
+    return raw
+
+
+class _CredentialsUnavailable(Exception):
+    pass
+
+
+async def _credentials(kube: Any, namespace: str, job: Any) -> dict[str, str] | None:
+    llm = job.spec.llm
+    if llm is None or llm.credentials_secret_ref is None:
+        return None
+    name = llm.credentials_secret_ref.name
+    try:
+        return await kube.read_secret(namespace, name)
+    except Exception as exc:  # absent or forbidden: may be fixed without a spec change
+        raise _CredentialsUnavailable(
+            f"cannot read Secret {name!r} from spec.llm.credentialsSecretRef (HTTP {getattr(exc, 'status', None) or 'error'})"
+        ) from None
+
+
+def _status_model(raw: dict[str, Any] | None) -> VideoJobStatus | None:
+    if not raw:
+        return None
+    try:
+        return VideoJobStatus.model_validate(raw)
+    except Exception:
+        return None

@@ -1,0 +1,103 @@
+"""Fixtures for the Job executor: the operator helper's emulated API server and real operator
+(`tests/controller/conftest.py`), with the additions in `tests/jobexec/apiserver.py` (Jobs and
+pods, and a watch that does not replay what the watcher already listed).
+
+KMock has no controllers, so `JobControl` plays the job controller and the kubelet (it sets Job
+conditions and pod statuses), and the worker is run in-process (`run_worker`) against the same
+server. Nothing garbage-collects by ownerReferences here: the tests check that the operator
+deletes its Jobs itself.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+
+from tests.controller.conftest import NAMESPACE, _add_namespace, kube, operator, workdir  # noqa: F401  (fixtures)
+from tests.jobexec.apiserver import JobsServerThread
+
+MERGE = "application/merge-patch+json"
+
+
+@pytest.fixture()
+def apiserver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    with JobsServerThread() as server:
+        server.call(_add_namespace, NAMESPACE)
+        kubeconfig = tmp_path / "kubeconfig"
+        server.write_kubeconfig(kubeconfig)
+        server.kubeconfig = kubeconfig
+        monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+        yield server
+
+
+class JobControl:
+    """Fixtures for the Job executor: the operator helper's emulated API server and real operator
+(`tests/controller/conftest.py`), with the additions in `tests/jobexec/apiserver.py` (Jobs and
+pods, and a watch that does not replay what the watcher already listed).
+
+KMock has no controllers, so `JobControl` plays the job controller and the kubelet, and the
+worker is run in-process (`run_worker`) against the same server.
+"""
+
+    AGENT = "tests-jobcontrol"  # its own User-Agent: the server tells its requests from the operator's
+
+    def __init__(self, client: kubernetes.client.ApiClient):
+        self.client = kubernetes.client.ApiClient(client.configuration)
+        self.client.user_agent = f"{self.AGENT}/1"
+        self.batch = kubernetes.client.BatchV1Api(self.client)
+        self.core = kubernetes.client.CoreV1Api(self.client)
+
+    def admit(self, name: str, namespace: str = NAMESPACE) -> None:
+        """What Kueue does on admission: unsuspend the Job."""
+        self.batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": False}}, _content_type=MERGE)
+
+    def names(self, namespace: str = NAMESPACE) -> list[str]:
+        return sorted(j.metadata.name for j in self.batch.list_namespaced_job(namespace).items)
+
+    def get(self, name: str, namespace: str = NAMESPACE) -> dict[str, Any]:
+        job = self.batch.read_namespaced_job(name, namespace)
+        return self.batch.api_client.sanitize_for_serialization(job)
+
+    def wait_for(self, name: str, timeout: float = 30, namespace: str = NAMESPACE) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if name in self.names(namespace):
+                return self.get(name, namespace)
+            time.sleep(0.1)
+        raise AssertionError(f"Job {name} not created in {timeout}s; Jobs: {self.names(namespace)}")
+
+    def wait_gone(self, name: str, timeout: float = 30, namespace: str = NAMESPACE) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if name not in self.names(namespace):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"Job {name} still exists after {timeout}s")
+
+    def finish(self, name: str, condition: str, reason: str | None = None, message: str = "", namespace: str = NAMESPACE) -> None:
+        """Set the Job's final condition (Complete or Failed), as the job controller does."""
+        cond = {"type": condition, "status": "True", "reason": reason, "message": message}
+        status = {"conditions": [{k: v for k, v in cond.items() if v}]}
+        status["succeeded" if condition == "Complete" else "failed"] = 1
+        self.batch.patch_namespaced_job_status(name, namespace, {"status": status}, _content_type=MERGE)
+
+    def pod(self, job: str, status: dict[str, Any], namespace: str = NAMESPACE) -> None:
+        """A pod of `job` with `status` (created, then its status set, as with a kubelet)."""
+        body = {"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": f"{job}-pod", "namespace": namespace,
+            "labels": {**self.get(job, namespace)["spec"]["template"]["metadata"]["labels"],
+                       "batch.kubernetes.io/job-name": job, "job-name": job}},
+            "spec": {"containers": [{"name": "worker", "image": "x"}]}}
+        self.core.create_namespaced_pod(namespace, body)
+        self.core.patch_namespaced_pod_status(f"{job}-pod", namespace, {"status": status}, _content_type=MERGE)
+
+
+@pytest.fixture()
+def jobs(kube) -> JobControl:  # noqa: F811
+    control = JobControl(kube.client)
+    yield control
+    control.client.close()
