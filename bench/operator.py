@@ -1,0 +1,253 @@
+"""Benchmark the operator against the emulated API server, beside a minimal Kopf operator.
+
+    python bench/operator.py [--jobs 200] [--live 1000] [--concurrency 2] [--distinct]
+
+For each operator (the real `videojob operator`, and a 5-line Kopf operator that only sets
+`status.phase` on create: the framework's floor) it starts a fresh KMock-based API server
+(`tests/controller/apiserver.py`), runs the operator as a subprocess, creates `--jobs`
+VideoJobs with a 1-second `spec.code` scene and prints:
+
+- time from the first create to all Succeeded;
+- median and p90 create -> Running latency (create -> phase set, for the floor), for jobs that
+  found a free slot, and for all jobs;
+- PATCH requests per job (to /status, and in total, which includes Kopf's finalizer/annotations);
+- operator RSS with `--jobs` and with `--live` live VideoJobs (the extra ones are created with
+  `suspend: true`, so they are live objects the operator tracks but do not render).
+
+By default every job has the same code, so after the first one the scene comes from the render
+cache: that measures the operator, not Manim. `--distinct` gives each job its own code (real
+renders, ~1 s of CPU each).
+"""
+
+from __future__ import annotations
+
+import sys
+
+# This file is named like the stdlib's `operator`; run as a script, its folder would come first on
+# sys.path and shadow it (argparse imports `operator`). Drop that entry before importing anything.
+sys.path[:] = [p for p in sys.path if p.rstrip("/") != __file__.rsplit("/", 1)[0]]
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "operator"))
+
+import kmock  # noqa: E402
+import kubernetes  # noqa: E402
+
+from tests.controller.apiserver import ServerThread  # noqa: E402
+
+GROUP, VERSION, PLURAL = "videogen.io", "v1alpha1", "videojobs"
+NAMESPACE = "bench"
+CODE = """from manim import *
+
+class Bench(Scene):
+    def construct(self):
+        self.play(Create(Circle()), run_time={seconds})
+"""
+
+MINIMAL_OPERATOR = '''
+import kopf
+
+@kopf.on.create("videogen.io", "v1alpha1", "videojobs")
+def create(patch, **_):
+    patch.status["phase"] = "Succeeded"
+'''
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class PhaseWatch:
+    """First time each VideoJob was seen in each phase: a subscriber on the API server's own
+    event bus (in its loop), so the benchmark adds no HTTP load of its own."""
+
+    def __init__(self, server: ServerThread):
+        self.seen: dict[tuple[str, str], float] = {}
+        self.lock = threading.Lock()
+        resource = kmock.resource(GROUP, VERSION, PLURAL)
+
+        async def listen() -> None:
+            async for event in server.server._buses[resource]:
+                obj = event.get("object") or {}
+                phase = (obj.get("status") or {}).get("phase")
+                if phase:
+                    with self.lock:
+                        self.seen.setdefault((obj["metadata"]["name"], phase), time.monotonic())
+
+        self.future = asyncio.run_coroutine_threadsafe(listen(), server.loop)
+        time.sleep(0.2)
+
+    def first(self, name: str, *phases: str) -> float | None:
+        with self.lock:
+            times = [self.seen[(name, p)] for p in phases if (name, p) in self.seen]
+        return min(times) if times else None
+
+    def count(self, phase: str) -> int:
+        with self.lock:
+            return sum(1 for (_, p) in self.seen if p == phase)
+
+    def stop(self) -> None:
+        self.future.cancel()
+
+
+def patches(server: ServerThread) -> tuple[dict[str, int], dict[str, int]]:
+    def _count(handler: Any) -> tuple[dict[str, int], dict[str, int]]:
+        status: dict[str, int] = {}
+        total: dict[str, int] = {}
+        for r in handler._requests:
+            if str(getattr(r.method, "value", r.method)).upper() == "PATCH" and r.resource is not None and r.resource.plural == PLURAL:
+                total[r.name] = total.get(r.name, 0) + 1
+                if r.subresource == "status":
+                    status[r.name] = status.get(r.name, 0) + 1
+        return status, total
+
+    return server.call(_count)
+
+
+def run_one(label: str, command: list[str], env: dict[str, str], args: argparse.Namespace, running_phases: tuple[str, ...]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp, ServerThread(history_limit=2) as server:
+        server.call(lambda h: h.objects.__setitem__(("v1/namespaces", None, NAMESPACE),
+                                                     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}))
+        kubeconfig = Path(tmp) / "kubeconfig"
+        server.write_kubeconfig(kubeconfig)
+        config = kubernetes.client.Configuration()
+        config.host = server.url
+        client = kubernetes.client.ApiClient(config)
+        custom = kubernetes.client.CustomObjectsApi(client)
+        log = open(Path(tmp) / "operator.log", "w")
+        proc = subprocess.Popen(command, env={**os.environ, **env, "KUBECONFIG": str(kubeconfig), "VIDEOJOB_WORKDIR": str(Path(tmp) / "work")},
+                                stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+        watch = PhaseWatch(server)
+        try:
+            time.sleep(3)  # let the operator start and list
+            if proc.poll() is not None:
+                raise SystemExit(f"{label}: operator exited: {(Path(tmp) / 'operator.log').read_text()[-2000:]}")
+            names = [f"job-{i:04d}" for i in range(args.jobs)]
+            created: dict[str, float] = {}
+            start = time.monotonic()
+            for i, name in enumerate(names):
+                seconds = 1 + (i / 10000 if args.distinct else 0)
+                body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "VideoJob", "metadata": {"name": name},
+                        "spec": {"topic": name, "code": CODE.format(seconds=seconds), "render": {"quality": "low"}}}
+                created[name] = time.monotonic()
+                custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+            deadline = time.monotonic() + args.timeout
+            while watch.count("Succeeded") + watch.count("Failed") < len(names) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            done = watch.count("Succeeded")
+            total_time = max((watch.first(n, "Succeeded") or float("nan")) for n in names) - start
+            latencies = [watch.first(n, *running_phases) - created[n] for n in names if watch.first(n, *running_phases)]
+            free_slot = [watch.first(n, *running_phases) - created[n] for n in names
+                         if watch.first(n, *running_phases) and watch.first(n, "Pending") is None]
+            time.sleep(1.5)
+            status_patches, all_patches = patches(server)
+            rss_jobs = rss_mb(proc.pid)
+
+            extra = [f"idle-{i:04d}" for i in range(max(0, args.live - args.jobs))]
+            for name in extra:
+                body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "VideoJob", "metadata": {"name": name},
+                        "spec": {"topic": name, "code": CODE.format(seconds=1), "suspend": True}}
+                custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+            deadline = time.monotonic() + args.timeout
+            while sum(1 for n in extra if watch.first(n, "Suspended", "Succeeded")) < len(extra) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            time.sleep(2)
+            rss_live = rss_mb(proc.pid)
+        finally:
+            watch.stop()
+            if os.environ.get("BENCH_DEBUG"):
+                print((Path(tmp) / "operator.log").read_text()[-3000:], file=sys.stderr)
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            client.close()
+            log.close()
+    per_job_status = [status_patches.get(n, 0) for n in names]
+    per_job_all = [all_patches.get(n, 0) for n in names]
+    return {
+        "label": label,
+        "succeeded": f"{done}/{len(names)}",
+        "all_succeeded_s": total_time,
+        "median_latency_s": statistics.median(latencies) if latencies else float("nan"),
+        "p90_latency_s": statistics.quantiles(latencies, n=10)[-1] if len(latencies) > 1 else float("nan"),
+        "median_latency_free_slot_s": statistics.median(free_slot) if free_slot else float("nan"),
+        "status_patches_per_job": statistics.mean(per_job_status),
+        "max_status_patches": max(per_job_status),
+        "all_patches_per_job": statistics.mean(per_job_all),
+        "rss_jobs_mb": rss_jobs,
+        "rss_live_mb": rss_live,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--live", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--distinct", action="store_true", help="a different scene per job (no render-cache hits)")
+    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--only", choices=["videojob", "minimal"], help="run one operator only")
+    parser.add_argument("--executor", choices=["inline", "job"], default="inline",
+                        help="job: the Job executor (bench/job_executor.py: Jobs per attempt, API requests, RSS, beside inline)")
+    args = parser.parse_args()
+    if args.executor == "job":
+        sys.path.insert(0, str(ROOT / "bench"))
+        import job_executor
+
+        raise SystemExit(job_executor.main(["--jobs", str(args.jobs)] + (["--distinct"] if args.distinct else [])))
+
+    results = []
+    if args.only in (None, "videojob"):
+        results.append(run_one(
+            "videojob operator",
+            [sys.executable, "-m", "videojob.cli.main", "operator", "-A", "--metrics-port", "0", "--liveness-port", "0"],
+            {"VIDEOJOB_MAX_CONCURRENT_JOBS": str(args.concurrency), "PYTHONPATH": str(ROOT / "operator")},
+            args, ("Running", "Succeeded", "Failed"),
+        ))
+    if args.only in (None, "minimal"):
+        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+            f.write(MINIMAL_OPERATOR)
+        results.append(run_one(
+            "minimal kopf (phase only)",
+            [sys.executable, "-m", "kopf", "run", "--standalone", "--all-namespaces", f.name],
+            {}, args, ("Succeeded",),
+        ))
+
+    rows = [
+        ("jobs succeeded", "succeeded", "{}"),
+        ("time to all Succeeded (s)", "all_succeeded_s", "{:.1f}"),
+        ("create->Running median (s), all jobs", "median_latency_s", "{:.2f}"),
+        ("create->Running p90 (s), all jobs", "p90_latency_s", "{:.2f}"),
+        ("create->Running median (s), free slot", "median_latency_free_slot_s", "{:.2f}"),
+        ("status PATCHes per job (mean)", "status_patches_per_job", "{:.1f}"),
+        ("status PATCHes per job (max)", "max_status_patches", "{}"),
+        ("all PATCHes per job (mean)", "all_patches_per_job", "{:.1f}"),
+        (f"RSS at {args.jobs} live VideoJobs (MB)", "rss_jobs_mb", "{:.0f}"),
+        (f"RSS at {args.live} live VideoJobs (MB)", "rss_live_mb", "{:.0f}"),
+    ]
+    print(f"\n{args.jobs} VideoJobs, 1-second scene, concurrency {args.concurrency}, "
+          f"{'distinct scenes' if args.distinct else 'same scene (render cache)'}\n")
+    print(f"{'':42}" + "".join(f"{r['label']:>28}" for r in results))
+    for title, key, fmt in rows:
+        print(f"{title:42}" + "".join(f"{fmt.format(r[key]):>28}" for r in results))
+
+
+if __name__ == "__main__":
+    main()

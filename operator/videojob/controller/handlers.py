@@ -1,0 +1,207 @@
+"""Kopf handlers for VideoJob and the `Controller` they call.
+
+Handlers are a few lines: they hand the object to the controller and return (a long handler
+would block that object's deletion). The controller validates, then gives the run to the
+executor. Nothing here deletes a VideoJob or edits its spec; the only writes are `.status`,
+Events, and one annotation (see `decisions.CONTENT_GENERATION`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from videojob import metrics
+from videojob.api.manifest import InvalidVideoJob, parse_videojob
+from videojob.api.models import API_GROUP, API_VERSION, PLURAL, VideoJob
+from videojob.config import Settings
+from videojob.controller import decisions
+from videojob.controller.events import EventRecorder, transition_event
+from videojob.controller.executor import InlineExecutor
+from videojob.controller.jobrun import RunRequest
+from videojob.controller.metrics import JobBook
+from videojob.controller.status_writer import nulls_for_removed
+from videojob.logs import remember_object
+from videojob.pipeline.status import StatusTracker
+from videojob.run import check_runnable
+
+log = logging.getLogger(__name__)
+
+_SOME_MODEL = object()  # "an LLM is configured" for check_runnable, without building a client
+
+
+def plain(value: Any) -> Any:
+    """Kopf's body views as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+class Controller:
+    def __init__(self, settings: Settings, kube: Any, executor: InlineExecutor, events: EventRecorder, book: JobBook):
+        self.settings = settings
+        self.kube = kube
+        self.executor = executor
+        self.events = events
+        self.book = book
+        self._seen: dict[str, int] = {}
+        self._seq = itertools.count()
+
+    # ---------------------------------------------------------------------------- causes
+
+    async def created(self, body: Mapping[str, Any]) -> None:
+        await self._start(plain(body))
+
+    async def resumed(self, body: Mapping[str, Any]) -> None:
+        raw = plain(body)
+        if decisions.needs_run(raw):
+            await self._start(raw, restarting=decisions.same_run(raw))
+
+    async def spec_changed(self, body: Mapping[str, Any], diff: Any) -> None:
+        raw = plain(body)
+        meta = raw["metadata"]
+        generation = int(meta.get("generation") or 1)
+        suspend = bool((raw.get("spec") or {}).get("suspend"))
+        if decisions.only_suspend_changed(diff):
+            run = self.executor.live(meta["uid"])
+            if run is not None:
+                run.observe(generation, suspend)
+                await self._remember_content_generation(raw, run.content_generation)
+                return
+            status = raw.get("status") or {}
+            if decisions.is_terminal(status.get("phase")):
+                # Nothing to pause or resume: acknowledge the generation, keep the result.
+                await self._remember_content_generation(raw, decisions.content_generation(raw))
+                await self.kube.patch_status(meta["namespace"], meta["name"], {"observedGeneration": generation})
+                return
+            await self._start(raw, restarting=decisions.same_run(raw))
+            return
+        if decisions.CONTENT_GENERATION in (meta.get("annotations") or {}):
+            await self.kube.patch_metadata(meta["namespace"], meta["name"], {"annotations": {decisions.CONTENT_GENERATION: None}})
+            meta["annotations"].pop(decisions.CONTENT_GENERATION)
+        await self._start(raw)
+
+    async def deleted(self, body: Mapping[str, Any]) -> None:
+        await self.executor.cancel(body["metadata"]["uid"])
+
+    def observed(self, event: Mapping[str, Any]) -> None:
+        body = event.get("object") or {}
+        self.book.observe(event.get("type"), body)
+        uid = body.get("metadata", {}).get("uid")
+        if event.get("type") == "DELETED":
+            self._seen.pop(uid, None)
+        elif uid not in self._seen:
+            # Watch events arrive in creation order; creationTimestamp has only 1 s resolution.
+            self._seen[uid] = next(self._seq)
+        remember_object(body)  # Kopf's lines about this object get its generation too
+
+    # --------------------------------------------------------------------------- helpers
+
+    async def _start(self, raw: dict[str, Any], *, restarting: bool = False) -> None:
+        meta = raw["metadata"]
+        try:
+            job = self.validate(raw)
+        except InvalidVideoJob as exc:
+            await self.executor.cancel(meta["uid"])
+            await self._reject(raw, exc)
+            return
+        content_generation = decisions.content_generation(raw)
+        job.metadata.generation = content_generation
+        await self.executor.submit(
+            RunRequest(
+                namespace=meta["namespace"],
+                name=meta["name"],
+                uid=meta["uid"],
+                generation=int(meta.get("generation") or 1),
+                content_generation=content_generation,
+                job=job,
+                queue_key=(decisions.queue_key(raw), self._seen.get(meta["uid"], next(self._seq))),
+                previous_status=raw.get("status") or {},
+                restarting=restarting,
+            )
+        )
+
+    def validate(self, raw: dict[str, Any]) -> VideoJob:
+        """The checks the CRD schema cannot express. Raises InvalidVideoJob naming the fields."""
+        document = {key: raw[key] for key in ("apiVersion", "kind", "metadata", "spec") if key in raw}
+        job = parse_videojob(document)
+        model_configured = bool((job.spec.llm and job.spec.llm.model) or self.settings.llm_model)
+        check_runnable(job, _SOME_MODEL if model_configured else None)
+        return job
+
+    async def _reject(self, raw: dict[str, Any], problem: InvalidVideoJob) -> None:
+        """Failed + Stalled with the problems as message, one Warning Event; no retry loop."""
+        meta = raw["metadata"]
+        previous = raw.get("status") or {}
+        tracker = StatusTracker(int(meta.get("generation") or 1))
+        message = "invalid spec: " + "; ".join(problem.problems)
+        tracker.failed("InvalidSpec", message, stalled=True)
+        tracker.status.stages = []
+        status = tracker.as_dict()
+        await self.kube.patch_status(meta["namespace"], meta["name"], nulls_for_removed(previous, status))
+        metrics.record_failure("Validation", "InvalidSpec")
+        event = transition_event(previous.get("phase") if previous.get("observedGeneration") == meta.get("generation") else None, status)
+        if event is not None:
+            metrics.record_phase(meta["namespace"], "Failed")
+            await self.events.post({"namespace": meta["namespace"], "name": meta["name"], "uid": meta.get("uid")}, event)
+
+    async def _remember_content_generation(self, raw: dict[str, Any], content_generation: int) -> None:
+        meta = raw["metadata"]
+        annotations = meta.get("annotations") or {}
+        generation = int(meta.get("generation") or 1)
+        wanted = None if content_generation == generation else str(content_generation)
+        if annotations.get(decisions.CONTENT_GENERATION) != wanted:
+            await self.kube.patch_metadata(meta["namespace"], meta["name"], {"annotations": {decisions.CONTENT_GENERATION: wanted}})
+
+
+class _QuietObserver(logging.Filter):
+    """Kopf logs every event handler call at INFO; the bookkeeping one runs on every status write."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Handler 'observe'")
+
+
+_QUIET = _QuietObserver()
+
+
+def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
+    """Register the VideoJob handlers on `registry`."""
+    logging.getLogger("kopf.objects").addFilter(_QUIET)  # idempotent: the same filter object
+    resource = dict(group=API_GROUP, version=API_VERSION, plural=PLURAL)
+
+    @kopf.on.login(registry=registry, id="login")
+    def on_login(**_: Any) -> kopf.ConnectionInfo:
+        # The same credentials as the operator's own client (in-cluster, else KUBECONFIG).
+        return controller.kube.connection_info()
+
+    @kopf.on.cleanup(registry=registry, id="stop-runs")
+    async def on_cleanup(**_: Any) -> None:
+        # Stop runs at once on shutdown (their render children die with them); the next
+        # operator resumes them. Nothing is written: the status stays as the run left it.
+        await controller.executor.shutdown()
+
+    @kopf.on.create(**resource, registry=registry, id="create")
+    async def on_create(body: kopf.Body, **_: Any) -> None:
+        await controller.created(body)
+
+    @kopf.on.resume(**resource, registry=registry, id="resume")
+    async def on_resume(body: kopf.Body, **_: Any) -> None:
+        await controller.resumed(body)
+
+    @kopf.on.update(**resource, field="spec", registry=registry, id="spec")
+    async def on_spec(body: kopf.Body, diff: kopf.Diff, **_: Any) -> None:
+        await controller.spec_changed(body, diff)
+
+    @kopf.on.delete(**resource, registry=registry, id="delete")
+    async def on_delete(body: kopf.Body, **_: Any) -> None:
+        await controller.deleted(body)
+
+    @kopf.on.event(**resource, registry=registry, id="observe")
+    async def on_event(event: kopf.RawEvent, **_: Any) -> None:
+        controller.observed(event)

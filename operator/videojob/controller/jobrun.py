@@ -1,0 +1,394 @@
+"""One VideoJob generation from queue to result, inside the operator (the inline executor).
+
+A `JobRun` owns an asyncio task that waits for a slot (phase Pending, stage Queued), runs
+`run_videojob`, retries transient errors with backoff, enforces `activeDeadlineSeconds`, pauses
+at stage boundaries while `spec.suspend` is true (giving its slot back), and reports through a
+throttled `StatusWriter` plus an Event at every phase change. Cancelling the task (spec edit,
+deletion, operator shutdown) stops the pipeline and kills its render children; a cancelled run
+writes nothing more, so a restarted operator finds the status as the run left it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from videojob import metrics
+from videojob.logs import job_context, redact
+from videojob.api import conditions as C
+from videojob.api.models import VideoJob, VideoJobStatus
+from videojob.config import Settings
+from videojob.controller import decisions
+from videojob.controller.events import EventRecorder, transition_event
+from videojob.controller.slots import FairSlots
+from videojob.controller.status_writer import StatusWriter
+from videojob.pipeline.errors import PipelineError, TransientError
+from videojob.pipeline.progress import ProgressEvent
+from videojob.pipeline.status import StatusTracker
+from videojob.run import run_videojob
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 30.0  # status.lastHeartbeatTime moves at least this often while Running
+
+
+@dataclass
+class RunRequest:
+    """What the handlers hand to the executor: one content generation of one VideoJob."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int  # metadata.generation now (observedGeneration)
+    content_generation: int  # the generation whose spec is produced (its version)
+    job: VideoJob
+    queue_key: tuple[str, int]  # (creationTimestamp, order first seen)
+    previous_status: dict[str, Any] = field(default_factory=dict)
+    restarting: bool = False  # the status already describes this run (operator restart)
+
+
+@dataclass
+class RunEnvironment:
+    settings: Settings
+    kube: Any  # KubeClient-like: patch_status, create_event, read_secret
+    slots: FairSlots
+    events: EventRecorder
+    store_root: Path
+    min_write_interval: float = 1.0
+
+
+class JobRun:
+    def __init__(self, request: RunRequest, env: RunEnvironment):
+        self.request = request
+        self.env = env
+        self.job = request.job
+        self.ref = {"namespace": request.namespace, "name": request.name, "uid": request.uid}
+        previous = _status_model(request.previous_status)
+        self.tracker = StatusTracker(request.generation, attempt=1, previous=previous)
+        self._phase: str | None = None
+        if request.restarting and previous is not None:
+            # Same run, new operator: keep what the run already established.
+            self.tracker.status.start_time = previous.start_time
+            self.tracker.status.attempt = previous.attempt or 1
+            self.tracker.status.phase = previous.phase
+            self.tracker.status.message = previous.message
+            self._phase = previous.phase
+        self.writer = StatusWriter(
+            env.kube, request.namespace, request.name, self._snapshot,
+            previous=request.previous_status, min_interval=env.min_write_interval,
+        )
+        self._resume = asyncio.Event()  # set while not suspended
+        self._pause = asyncio.Event()  # set while suspended
+        self._set_suspended(self.job.spec.suspend)
+        self._changed = asyncio.Event()  # wakes the deadline supervisor
+        self._holding_slot = False
+        self._keep_slot = False
+        self._cancelled = False
+        self._submitted = time.monotonic()
+        self._started: float | None = None
+        self._clock_start: float | None = None  # monotonic start of the deadline clock
+        self._waited = False
+        self.task: asyncio.Task | None = None
+
+    # ------------------------------------------------------------------------------ control
+
+    @property
+    def content_generation(self) -> int:
+        return self.request.content_generation
+
+    @property
+    def done(self) -> bool:
+        return self.task is not None and self.task.done()
+
+    def start(self) -> asyncio.Task:
+        with job_context(self.request.namespace, self.request.name, self.request.generation):  # every log line of the run
+            self.task = asyncio.create_task(self._main(), name=f"videojob:{self.request.namespace}/{self.request.name}")
+        return self.task
+
+    def observe(self, generation: int, suspend: bool) -> None:
+        """A spec change that does not change the content: a new generation, maybe (un)suspend."""
+        self.tracker.generation = generation
+        self.tracker.status.observed_generation = generation
+        self._set_suspended(suspend)
+        self._changed.set()
+        self.writer.update(important=True)
+
+    async def cancel(self) -> None:
+        """Stop the run (its render children die with it); nothing more is written."""
+        self._cancelled = True  # from here on nothing is written, whatever the pipeline returns
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            try:
+                await self.task
+            except asyncio.CancelledError:
+                pass
+        await self.writer.close(flush=False)
+
+    def _set_suspended(self, suspended: bool) -> None:
+        if suspended:
+            self._resume.clear()
+            self._pause.set()
+        else:
+            self._pause.clear()
+            self._resume.set()
+
+    # -------------------------------------------------------------------------------- main
+
+    async def _main(self) -> None:
+        try:
+            await self._supervise()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug here must not leave the job Running forever
+            log.exception("run of %s/%s failed", self.request.namespace, self.request.name)
+            self.tracker.failed("InternalError", f"operator error: {type(exc).__name__}: {exc}", stalled=False)
+            await self._publish()
+        finally:
+            self._release_slot()
+        await self.writer.close(flush=True)
+
+    async def _supervise(self) -> None:
+        """Run the attempts; fail with DeadlineExceeded when activeDeadlineSeconds runs out."""
+        work = asyncio.create_task(self._attempts())
+        try:
+            while True:
+                remaining = self._deadline_remaining()
+                self._changed.clear()
+                changed = asyncio.create_task(self._changed.wait())
+                try:
+                    timeout = HEARTBEAT_SECONDS if remaining is None else max(0.0, min(remaining, HEARTBEAT_SECONDS))
+                    await asyncio.wait({work, changed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    changed.cancel()
+                if work.done():
+                    work.result()
+                    return
+                if self.tracker.status.phase == "Running" and not changed.done():
+                    # A long render sends no progress: show the run is alive (throttled write).
+                    self.tracker.heartbeat()
+                    self.writer.update()
+                remaining = self._deadline_remaining()
+                if remaining is not None and remaining <= 0:
+                    self._keep_slot = True  # released after the Failed status is written
+                    work.cancel()
+                    try:
+                        await work
+                    except asyncio.CancelledError:
+                        pass
+                    await self._deadline_exceeded()
+                    return
+        finally:
+            if not work.done():
+                work.cancel()
+                try:
+                    await work
+                except asyncio.CancelledError:
+                    pass
+
+    def _deadline_remaining(self) -> float | None:
+        seconds = self.job.spec.active_deadline_seconds
+        if not self._resume.is_set() or seconds is None:
+            return None  # the clock stops while suspended (and restarts on resume, as for Jobs)
+        if self._clock_start is not None:  # started in this process: sub-second precision
+            return seconds - (time.monotonic() - self._clock_start)
+        # Started by an earlier operator process: count from status.startTime.
+        return decisions.deadline_remaining(self.tracker.status.start_time, seconds)
+
+    async def _attempts(self) -> None:
+        retries = (self.tracker.status.attempt or 1) - 1
+        while True:
+            await self._acquire_slot()
+            try:
+                result_error = await self._attempt()
+                # The outcome is written while the slot is still held, so nobody ever sees more
+                # than VIDEOJOB_MAX_CONCURRENT_JOBS jobs Running.
+                delay = await self._conclude(result_error, retries)
+            finally:
+                if not self._keep_slot:
+                    self._release_slot()
+            if delay is None:
+                return
+            retries += 1
+            await asyncio.sleep(delay)
+
+    async def _attempt(self) -> PipelineError | None:
+        """One run of the pipeline; None on success, else the error."""
+        if self.tracker.status.phase != "Running":
+            if self.tracker.status.start_time is None:
+                self._clock_start = time.monotonic()
+            self.tracker.started()
+        self._started = self._started or time.monotonic()
+        self._changed.set()
+        await self._publish()
+        try:
+            credentials = await self._credentials()
+        except TransientError as exc:
+            self.tracker.failed(exc.reason, exc.message, stalled=False)
+            return exc
+        result = await run_videojob(
+            self.job,
+            settings=self.env.settings,
+            store_root=self.env.store_root,
+            tracker=self.tracker,
+            callbacks=[self._on_progress],
+            before_stage=self._gate,
+            credentials=credentials,
+        )
+        if result.succeeded:
+            return None
+        return result.error or TransientError("the run ended without a result")
+
+    async def _conclude(self, error: PipelineError | None, retries: int) -> float | None:
+        """Report the attempt's outcome; the backoff delay if it will be retried, else None."""
+        spec = self.job.spec
+        elapsed = time.monotonic() - (self._started or self._submitted)
+        if error is None:
+            metrics.record_job_done(self.request.namespace, "success", elapsed)
+            await self._publish()
+            return None
+        stage = error.stage or self.tracker.status.current_stage or "Unknown"
+        limit = spec.retry_strategy.limit
+        if not error.permanent and retries < limit:
+            delay = decisions.backoff_seconds(spec.retry_strategy.backoff, retries + 1)
+            metrics.record_retry(stage, error.reason)
+            self.tracker.status.completion_time = None
+            self.tracker.retrying(
+                error.reason, f"{error.message}; retry {retries + 1}/{limit} in {delay:g}s", attempt=retries + 2
+            )
+            await self._publish()
+            return delay
+        metrics.record_failure(stage, error.reason)
+        if spec.human_loop:
+            self.tracker.status.completion_time = None
+            self.tracker.awaiting_input(error.reason, decisions.human_loop_message(error.reason, error.message))
+        metrics.record_job_done(self.request.namespace, "failure", elapsed)
+        await self._publish()
+        return None
+
+    async def _deadline_exceeded(self) -> None:
+        seconds = self.job.spec.active_deadline_seconds
+        message = f"spec.activeDeadlineSeconds ({seconds}s) exceeded; the run was stopped"
+        stage = self.tracker.status.current_stage or "Unknown"
+        for entry in self.tracker.status.stages:
+            if entry.phase == "Running":
+                entry.phase = "Failed"
+                entry.finished_at = C.now_rfc3339()
+                entry.message = "stopped: deadline exceeded"
+        self.tracker.failed(C.DEADLINE_EXCEEDED, message, stalled=True)
+        metrics.record_failure(stage, C.DEADLINE_EXCEEDED)
+        metrics.record_job_done(self.request.namespace, "failure", time.monotonic() - (self._started or self._submitted))
+        await self._publish()
+
+    # ------------------------------------------------------------------------ slots, gate
+
+    async def _acquire_slot(self) -> None:
+        """Wait for a free slot (FIFO by creation); while suspended, wait without a place in line."""
+        while True:
+            if not self._resume.is_set():
+                if self.tracker.status.phase != "Suspended":
+                    if self.tracker.status.phase is None:
+                        self.tracker.queued()
+                    self.tracker.suspended()
+                    await self._publish()
+                await self._resume.wait()
+                self.tracker.status.start_time = None  # the deadline clock restarts on resume
+            place = self.env.slots.enqueue(self.request.queue_key)  # in line before any await
+            if place.done():
+                break
+            try:
+                if self.tracker.status.current_stage != "Queued" or self.tracker.status.phase != "Pending":
+                    self.tracker.queued()
+                    await self._publish()
+                paused = asyncio.ensure_future(self._pause.wait())
+                try:
+                    await asyncio.wait({place, paused}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    paused.cancel()
+            except BaseException:
+                self.env.slots.withdraw(place)
+                raise
+            if place.done() and not place.cancelled():
+                break
+            self.env.slots.withdraw(place)  # suspended while waiting: leave the line
+        self._holding_slot = True
+        if self._started is None:
+            metrics.record_queue_wait(time.monotonic() - self._submitted)
+
+    def _release_slot(self) -> None:
+        if self._holding_slot:
+            self._holding_slot = False
+            self.env.slots.release()
+
+    async def _gate(self, stage: str) -> None:
+        """Called before each stage: pause here while spec.suspend is true."""
+        if self._resume.is_set():
+            return
+        self._release_slot()
+        self.tracker.suspended()
+        await self._publish()
+        self._changed.set()
+        await self._resume.wait()
+        self.tracker.status.start_time = C.now_rfc3339()  # deadline clock restarts, as for Jobs
+        self._clock_start = time.monotonic()
+        if not self.env.slots.try_acquire():
+            self.tracker.queued("resumed; waiting for a free slot")
+            await self._publish()
+            await self.env.slots.acquire(self.request.queue_key)
+        self._holding_slot = True
+        self.tracker.resumed()
+        self.tracker.status.current_stage = stage
+        self._changed.set()
+        await self._publish()
+
+    # ------------------------------------------------------------------------------ output
+
+    def _snapshot(self) -> dict[str, Any] | None:
+        return None if self._cancelled else self.tracker.as_dict()
+
+    def _on_progress(self, event: ProgressEvent) -> None:
+        if self._cancelled:
+            return
+        self.writer.update(important=event.kind in ("stage_started", "stage_failed"))
+
+    async def _publish(self) -> None:
+        """Write now if the phase changed (with an Event), else soon."""
+        if self._cancelled:
+            # Cancelled (spec edit, deletion, shutdown) while a step was ending: a render child
+            # killed under it may look like a failure, which must not become the job's status.
+            raise asyncio.CancelledError()
+        status = self.tracker.as_dict()
+        event = transition_event(self._phase, status)
+        if event is None:
+            self.writer.update(important=True)
+            return
+        self._phase = status["phase"]
+        metrics.record_phase(self.request.namespace, status["phase"])
+        await self.writer.flush()
+        await self.env.events.post(self.ref, event)
+
+    async def _credentials(self) -> dict[str, str] | None:
+        llm = self.job.spec.llm
+        if llm is None or llm.credentials_secret_ref is None:
+            return None
+        name = llm.credentials_secret_ref.name
+        try:
+            return {k: redact(v) for k, v in (await self.env.kube.read_secret(self.request.namespace, name)).items()}
+        except Exception as exc:  # absent or forbidden: may be fixed without a spec change
+            status = getattr(exc, "status", None)
+            raise TransientError(
+                f"cannot read Secret {name!r} from spec.llm.credentialsSecretRef (HTTP {status or 'error'})",
+                reason="CredentialsUnavailable",
+            ) from None
+
+
+def _status_model(raw: dict[str, Any] | None) -> VideoJobStatus | None:
+    if not raw:
+        return None
+    try:
+        return VideoJobStatus.model_validate(raw)
+    except Exception:  # a status we cannot read is replaced, not fatal
+        return None

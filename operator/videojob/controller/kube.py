@@ -1,0 +1,121 @@
+"""The operator's own Kubernetes calls: status PATCH, metadata PATCH, Events, Secrets, CRD check.
+
+Kopf applies a handler's patch only when the handler returns; a run reports progress for
+minutes, so status goes straight to the `/status` subresource from here. The official client is
+synchronous: every call runs in a worker thread so the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+from typing import Any
+
+import kubernetes
+from kubernetes.client.rest import ApiException
+
+from videojob.api.models import API_GROUP, API_VERSION, PLURAL
+
+log = logging.getLogger(__name__)
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class CRDMissing(RuntimeError):
+    """The VideoJob CRD is not installed in the cluster the operator talks to."""
+
+
+class KubeClient:
+    def __init__(self, api_client: kubernetes.client.ApiClient):
+        self.api_client = api_client
+        self.custom = kubernetes.client.CustomObjectsApi(api_client)
+        self.core = kubernetes.client.CoreV1Api(api_client)
+
+    @classmethod
+    def from_environment(cls) -> "KubeClient":
+        """In-cluster service account first, then the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+        config = kubernetes.client.Configuration()
+        try:
+            kubernetes.config.load_incluster_config(client_configuration=config)
+        except kubernetes.config.ConfigException:
+            # KUBECONFIG is read now: the client's default is fixed when it is imported.
+            kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=config)
+        return cls(kubernetes.client.ApiClient(config))
+
+    def connection_info(self) -> Any:
+        """Kopf's credentials from the same configuration (a login handler returns this)."""
+        import kopf
+
+        config = self.api_client.configuration
+        header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix("authorization")
+        parts = header.split(" ", 1) if header else []
+        scheme, token = (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+        return kopf.ConnectionInfo(
+            server=config.host,
+            ca_path=config.ssl_ca_cert,
+            insecure=not config.verify_ssl,
+            username=config.username or None,
+            password=config.password or None,
+            scheme=scheme,
+            token=token,
+            certificate_path=config.cert_file,
+            private_key_path=config.key_file,
+        )
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    # ---------------------------------------------------------------------------- start-up
+
+    def check_crd(self) -> None:
+        """Raise CRDMissing unless the API server serves videojobs.videogen.io/v1alpha1."""
+        try:
+            found = self.custom.get_api_resources(API_GROUP, API_VERSION)
+        except ApiException as exc:
+            if exc.status == 404:
+                found = None
+            else:
+                raise
+        names = {r.name for r in (found.resources if found else [])}
+        if PLURAL not in names:
+            raise CRDMissing(
+                f"the API server does not serve {PLURAL}.{API_GROUP}/{API_VERSION}: install the CRD first "
+                "(kubectl apply -f crds/videojob.yaml, or install the Helm chart)"
+            )
+
+    # ------------------------------------------------------------------------------ writes
+
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any] | None:
+        """Merge-patch `.status`; None when the object is gone."""
+        return await self._patch(namespace, name, {"status": status}, status_subresource=True)
+
+    async def patch_metadata(self, namespace: str, name: str, metadata: dict[str, Any]) -> dict[str, Any] | None:
+        return await self._patch(namespace, name, {"metadata": metadata}, status_subresource=False)
+
+    async def _patch(self, namespace: str, name: str, body: dict[str, Any], *, status_subresource: bool) -> dict[str, Any] | None:
+        call = (
+            self.custom.patch_namespaced_custom_object_status
+            if status_subresource
+            else self.custom.patch_namespaced_custom_object
+        )
+        try:
+            return await asyncio.to_thread(
+                call, API_GROUP, API_VERSION, namespace, PLURAL, name, body, _content_type=MERGE_PATCH
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def create_event(self, namespace: str, event: dict[str, Any]) -> None:
+        await asyncio.to_thread(self.core.create_namespaced_event, namespace, event)
+
+    async def read_secret(self, namespace: str, name: str) -> dict[str, str]:
+        """The Secret's data, base64-decoded. Raises ApiException (404 when absent)."""
+        secret = await asyncio.to_thread(self.core.read_namespaced_secret, name, namespace)
+        data = dict(secret.data or {})
+        out = {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
+        out.update(secret.string_data or {})
+        return out

@@ -1,0 +1,376 @@
+"""A Kubernetes API server for tests: `kmock.KubernetesEmulator` plus what Kopf and kubectl rely on.
+
+KMock 0.8 keeps objects, serves discovery, lists, watch streams, merge/json patches and
+finalizers, but it does not behave like an API server in the ways an operator depends on.
+`KubeAPIServer` fills exactly those gaps, and nothing else:
+
+- `metadata.resourceVersion` (one global counter), bumped on every real change (a no-op patch
+  does not bump it, as on a real server); a merge patch carrying a stale resourceVersion gets 409.
+  Kopf's finalizer json-patch starts with `test /metadata/resourceVersion`: without it no
+  handler ever runs.
+- `metadata.uid`, `metadata.creationTimestamp`, `metadata.generation` (1 on create, +1 whenever
+  anything outside metadata and status changes).
+- `metadata.generateName` (Kopf's Events use it; a second Event would conflict without it).
+- status as a subresource: PATCH on the object ignores `.status`; PATCH on `/status` changes
+  only `.status`; create drops `.status`.
+- a failed json-patch `test` op (or a bad path) is 422 Unprocessable, not 500.
+- list responses carry `kind`/`apiVersion` and a real `metadata.resourceVersion`
+  (kubectl needs `kind` to decode a list).
+- discovery of `v1/namespaces`, `v1/events`, `v1/secrets` and the VideoJob CRD's group
+  (Kopf waits for `v1/namespaces` even with `-A`).
+- object history is trimmed to the last `history_limit` versions (KMock keeps every version
+  of every object, which dominates memory in the 1,000-object benchmark).
+
+Mutations (create, patch, delete) are therefore served here; reads, watches and discovery stay
+KMock's. Everything runs on KMock's own lock, bus and object store, so `server.objects[...]`
+and the watch streams see the same state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime
+import logging
+import random
+import string
+import threading
+import uuid
+from typing import Any
+
+import aiohttp.web
+import attrs
+import jsonpatch
+import kmock
+from kmock._internal import enums  # the action enum KMock's request parser produces
+
+VIDEOJOBS = "videogen.io/v1alpha1/videojobs"
+ALL_VERBS = {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: dicts merge, null deletes, everything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _error(status: int, reason: str, message: str) -> kmock.KubernetesError:
+    return kmock.KubernetesError(status=status, reason=reason, message=message, details={})
+
+
+@attrs.define(kw_only=True)
+class KubeAPIServer(kmock.KubernetesEmulator):
+    history_limit: int = 60
+    crd: bool = True  # serve the VideoJob resource (False: as if the CRD were not installed)
+    _rv: int = attrs.field(default=0, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.resources["v1/namespaces"] = kmock.ResourceInfo(
+            kind="Namespace", singular="namespace", namespaced=False, verbs=ALL_VERBS, shortnames={"ns"})
+        self.resources["v1/events"] = kmock.ResourceInfo(
+            kind="Event", singular="event", namespaced=True, verbs=ALL_VERBS, shortnames={"ev"})
+        self.resources["v1/secrets"] = kmock.ResourceInfo(
+            kind="Secret", singular="secret", namespaced=True, verbs=ALL_VERBS)
+        if self.crd:
+            self.resources[VIDEOJOBS] = kmock.ResourceInfo(
+                kind="VideoJob", singular="videojob", namespaced=True, verbs=ALL_VERBS,
+                shortnames={"vj"}, subresources={"status"})
+
+    # ------------------------------------------------------------------------------ helpers
+
+    def _next_rv(self) -> str:
+        self._rv += 1
+        return str(self._rv)
+
+    def _info(self, resource: Any) -> kmock.ResourceInfo | None:
+        return self.resources[resource] if resource in self.resources else None
+
+    def _has_status(self, resource: Any) -> bool:
+        info = self._info(resource)
+        return bool(info and "status" in info.subresources)
+
+    def _store(self, key: Any, body: dict[str, Any]) -> None:
+        obj = self.objects[key]
+        obj.history.append(body)
+        if len(obj.history) > self.history_limit:
+            del obj.history[: len(obj.history) - self.history_limit]
+
+    # ---------------------------------------------------------------------------- dispatch
+
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        if request.resource is not None and request.subresource in (None, "status"):
+            if request.action == enums.action.CREATE and request.subresource is None:
+                return await self._create(request)
+            if request.action == enums.action.UPDATE and request.name:
+                return await self._patch(request)
+            if request.action == enums.action.DELETE and request.name:
+                return await self._delete(request)
+        return await super()._handle(request)
+
+    async def _create(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        if not isinstance(request.data, dict):
+            raise _error(400, "BadRequest", "the body must be a JSON object")
+        body = copy.deepcopy(request.data)
+        meta = body.setdefault("metadata", {})
+        info = self._info(request.resource)
+        namespaced = info is None or info.namespaced is not False
+        namespace = (request.namespace or meta.get("namespace")) if namespaced else None
+        if namespaced:
+            meta["namespace"] = namespace
+        async with self._lock:
+            if not meta.get("name") and meta.get("generateName"):
+                while True:
+                    suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
+                    candidate = meta["generateName"] + suffix
+                    key = (request.resource, namespace, candidate)
+                    if key not in self.objects or self.objects[key].deleted:
+                        meta["name"] = candidate
+                        break
+            if not meta.get("name"):
+                raise _error(422, "Invalid", "metadata.name or metadata.generateName is required")
+            key = (request.resource, namespace, meta["name"])
+            if key in self.objects and not self.objects[key].deleted:
+                raise _error(409, "AlreadyExists", f"{request.resource.plural} {meta['name']!r} already exists")
+            if self._has_status(request.resource):
+                body.pop("status", None)
+            meta.update(uid=str(uuid.uuid4()), resourceVersion=self._next_rv(), generation=1, creationTimestamp=_now())
+            for transient in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+                meta.pop(transient, None)
+            if key in self.objects:
+                self.objects[key].create(body)
+            else:
+                self.objects[key] = body
+            await self._buses[request.resource].put({"type": "ADDED", "object": copy.deepcopy(body)})
+        return aiohttp.web.json_response(body, status=201)
+
+    async def _patch(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        key = (request.resource, request.namespace, request.name)
+        async with self._lock:
+            if key not in self.objects or self.objects[key].deleted:
+                raise _error(404, "NotFound", f"{request.resource.plural} {request.name!r} not found")
+            old = copy.deepcopy(self.objects[key].raw)
+            data = request.data
+            if isinstance(data, list):
+                try:
+                    patched = jsonpatch.apply_patch(copy.deepcopy(old), data)
+                except jsonpatch.JsonPatchTestFailed as exc:
+                    raise _error(422, "Invalid", f"the json patch test failed: {exc}") from None
+                except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+                    raise _error(422, "Invalid", f"the json patch cannot be applied: {exc}") from None
+            elif isinstance(data, dict):
+                wanted_rv = (data.get("metadata") or {}).get("resourceVersion")
+                if wanted_rv is not None and wanted_rv != old["metadata"].get("resourceVersion"):
+                    raise _error(409, "Conflict", "the object has been modified; please apply your changes to the latest version and try again")
+                patched = merge_patch(old, data)
+            else:
+                raise _error(400, "BadRequest", "the patch must be a JSON object or a JSON-patch list")
+
+            new = self._admit(request, old, patched)
+            if new == old:
+                return aiohttp.web.json_response(old)
+            new["metadata"]["resourceVersion"] = self._next_rv()
+            meta = new["metadata"]
+            if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+                self._store(key, new)
+                self.objects[key].delete()
+                await self._buses[request.resource].put({"type": "DELETED", "object": copy.deepcopy(new)})
+            else:
+                self._store(key, new)
+                await self._buses[request.resource].put({"type": "MODIFIED", "object": copy.deepcopy(new)})
+        return aiohttp.web.json_response(new)
+
+    def _admit(self, request: kmock.Request, old: dict[str, Any], patched: dict[str, Any]) -> dict[str, Any]:
+        """What the API server keeps of a patch: subresource split, server-owned metadata."""
+        if self._has_status(request.resource):
+            if request.subresource == "status":
+                new = copy.deepcopy(old)
+                if "status" in patched:
+                    new["status"] = patched["status"]
+                else:
+                    new.pop("status", None)
+                return new
+            patched = dict(patched)
+            if "status" in old:
+                patched["status"] = old["status"]
+            else:
+                patched.pop("status", None)
+        new = copy.deepcopy(patched)
+        meta = new.setdefault("metadata", {})
+        for owned in ("uid", "name", "namespace", "creationTimestamp", "generation", "resourceVersion", "deletionTimestamp"):
+            if owned in old["metadata"]:
+                meta[owned] = old["metadata"][owned]
+            else:
+                meta.pop(owned, None)
+        if not meta.get("finalizers"):
+            meta.pop("finalizers", None)
+        if not meta.get("annotations"):
+            meta.pop("annotations", None)
+        content = lambda body: {k: v for k, v in body.items() if k not in ("metadata", "status")}  # noqa: E731
+        if content(new) != content(old):
+            meta["generation"] = int(old["metadata"].get("generation") or 0) + 1
+        return new
+
+    async def _delete(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        key = (request.resource, request.namespace, request.name)
+        async with self._lock:
+            if key not in self.objects or self.objects[key].deleted:
+                raise _error(404, "NotFound", f"{request.resource.plural} {request.name!r} not found")
+            body = copy.deepcopy(self.objects[key].raw)
+            meta = body["metadata"]
+            if meta.get("finalizers"):
+                if not meta.get("deletionTimestamp"):
+                    meta["deletionTimestamp"] = _now()
+                    meta["resourceVersion"] = self._next_rv()
+                    self._store(key, body)
+                    await self._buses[request.resource].put({"type": "MODIFIED", "object": copy.deepcopy(body)})
+                return aiohttp.web.json_response(body, status=202)
+            meta["resourceVersion"] = self._next_rv()
+            self.objects[key].delete()
+            await self._buses[request.resource].put({"type": "DELETED", "object": body})
+        return aiohttp.web.json_response(body)
+
+    @staticmethod
+    def _selected(request: kmock.Request, body: dict[str, Any]) -> bool:
+        """Namespace, name and the `metadata.name`/`metadata.namespace` field selectors."""
+        meta = body.get("metadata", {})
+        if request.namespace is not None and meta.get("namespace") != request.namespace:
+            return False
+        if request.name is not None and meta.get("name") != request.name:
+            return False
+        for term in filter(None, (request.params.get("fieldSelector") or "").split(",")):
+            field, _, value = term.partition("=")
+            if field in ("metadata.name", "metadata.namespace") and meta.get(field.split(".")[1]) != value.lstrip("="):
+                return False
+        return True
+
+    async def _serve_watch(self, request: kmock.Request) -> Any:
+        # KMock subscribes to its event bus only after streaming the existing objects, so an
+        # event caused by a client reacting to those (Kopf adding its finalizer) could be lost.
+        # Mark the bus and snapshot the objects under one lock; honour ?resourceVersion=.
+        yield b""
+        bus = self._buses[request.resource]
+        async with self._lock:
+            mark = await bus.mark()
+            snapshot = [
+                copy.deepcopy(obj.raw)
+                for (resource, _, _), obj in self.objects.items()
+                if resource == request.resource and not obj.deleted
+            ]
+        since = int(request.params.get("resourceVersion") or 0)
+        try:
+            for body in snapshot:
+                if self._selected(request, body) and int(body["metadata"].get("resourceVersion") or 0) > since:
+                    yield {"type": "ADDED" if since == 0 else "MODIFIED", "object": body}
+            async for event in bus.stream(since=mark):
+                body = event.get("object", {})
+                if self._selected(request, body) and int(body.get("metadata", {}).get("resourceVersion") or 0) > since:
+                    yield event
+        finally:
+            await bus.unmark(mark)
+
+    async def _serve_list(self, request: kmock.Request) -> Any:
+        payload = await super()._serve_list(request)
+        payload["items"] = [item for item in payload["items"] if self._selected(request, item)]
+        info = self._info(request.resource)
+        kind = info.kind if info and info.kind else (request.resource.plural or "").capitalize()
+        group, version = request.resource.group, request.resource.version
+        payload["apiVersion"] = f"{group}/{version}" if group else version
+        payload["kind"] = f"{kind}List"
+        payload["metadata"] = {"resourceVersion": str(self._rv)}
+        payload["items"] = [
+            {"apiVersion": payload["apiVersion"], "kind": kind, **item} for item in payload["items"]
+        ]
+        return payload
+
+
+class ServerThread:
+    """Runs a `KubeAPIServer` on 127.0.0.1 in its own thread and event loop.
+
+    Tests and the operator both talk to it over HTTP, so neither shares a loop with it:
+    synchronous clients (kubernetes, kubectl) work from the test body without `to_thread`.
+    """
+
+    def __init__(self, **options: Any):
+        self.options = options
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.server: KubeAPIServer | None = None
+        self.url = ""
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, name="kube-apiserver", daemon=True)
+
+    def __enter__(self) -> "ServerThread":
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("the emulated API server did not start")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.loop and self._stop:
+            self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+    def _main(self) -> None:
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with KubeAPIServer(**self.options) as handler, kmock.Server(handler) as server:
+            self.server = handler
+            self.url = str(server.url).rstrip("/")
+            self._ready.set()
+            await self._stop.wait()
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run `fn(server, *args)` on the server's loop (where its state may be read safely)."""
+
+        async def _call() -> Any:
+            async with self.server._lock:
+                return fn(self.server, *args)
+
+        return asyncio.run_coroutine_threadsafe(_call(), self.loop).result(30)
+
+    def history(self, namespace: str, name: str, resource: str = VIDEOJOBS) -> list[dict[str, Any]]:
+        """Every stored version of one object (oldest first), as plain dicts."""
+
+        def _read(server: KubeAPIServer) -> list[dict[str, Any]]:
+            key = (kmock.resource(resource), namespace, name)
+            if key not in server.objects:
+                return []
+            return [copy.deepcopy(dict(v.raw)) for v in server.objects[key].history if v is not None]
+
+        return self.call(_read)
+
+    def status_patches(self, namespace: str, name: str) -> int:
+        """How many PATCH requests hit this object's /status subresource."""
+
+        def _count(server: KubeAPIServer) -> int:
+            return sum(
+                1 for r in server._requests
+                if str(getattr(r.method, "value", r.method)).upper() == "PATCH"
+                and r.subresource == "status" and r.name == name and r.namespace == namespace
+            )
+
+        return self.call(_count)
+
+    def write_kubeconfig(self, path: Any) -> None:
+        path.write_text(
+            "apiVersion: v1\nkind: Config\ncurrent-context: emulator\n"
+            f"clusters:\n- name: emulator\n  cluster:\n    server: {self.url}\n"
+            "users:\n- name: tester\n  user:\n    token: test-token\n"
+            "contexts:\n- name: emulator\n  context:\n    cluster: emulator\n    user: tester\n    namespace: default\n"
+        )

@@ -1,0 +1,100 @@
+"""Pure parts of the controller: decisions, Events, the queue, the status writer."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from videojob.api.models import Backoff
+from videojob.controller import decisions
+from videojob.controller.events import transition_event
+from videojob.controller.slots import FairSlots
+from videojob.controller.status_writer import StatusWriter, nulls_for_removed
+
+
+def body(generation=1, status=None, annotations=None):
+    return {"metadata": {"generation": generation, "annotations": annotations or {}}, "status": status or {}}
+
+
+def test_only_a_suspend_toggle_keeps_the_run():
+    assert decisions.only_suspend_changed([("change", ("suspend",), False, True)])
+    assert not decisions.only_suspend_changed([("change", ("suspend",), False, True), ("change", ("topic",), "a", "b")])
+    assert not decisions.only_suspend_changed([])
+
+
+def test_content_generation_survives_suspend_toggles_only():
+    assert decisions.content_generation(body(3)) == 3
+    assert decisions.content_generation(body(3, annotations={decisions.CONTENT_GENERATION: "2"})) == 2
+    assert decisions.content_generation(body(3, annotations={decisions.CONTENT_GENERATION: "7"})) == 3
+
+
+@pytest.mark.parametrize(("status", "generation", "expected"), [
+    ({}, 1, True),
+    ({"observedGeneration": 1, "phase": "Succeeded"}, 1, False),
+    ({"observedGeneration": 1, "phase": "Succeeded"}, 2, True),
+    ({"observedGeneration": 2, "phase": "Running"}, 2, True),
+    ({"observedGeneration": 2, "phase": "AwaitingInput"}, 2, False),
+])
+def test_restart_reruns_only_unfinished_generations(status, generation, expected):
+    assert decisions.needs_run(body(generation, status)) is expected
+
+
+def test_backoff_grows_and_is_capped():
+    backoff = Backoff(duration_seconds=10, factor=2, max_duration_seconds=35)
+    assert [decisions.backoff_seconds(backoff, n) for n in (1, 2, 3, 4)] == [10, 20, 35, 35]
+
+
+def test_events_name_the_transition():
+    assert transition_event(None, {"phase": "Running"}).reason == "Started"
+    assert transition_event("Suspended", {"phase": "Running"}).reason == "Resumed"
+    assert transition_event("Running", {"phase": "Running"}) is None
+    failed = transition_event("Running", {"phase": "Failed", "message": "m", "conditions": [
+        {"type": "Succeeded", "status": "False", "reason": "DeadlineExceeded"}]})
+    assert (failed.type, failed.reason, failed.message) == ("Warning", "DeadlineExceeded", "m")
+    assert transition_event("Running", {"phase": "Pending", "attempt": 2}).reason == "BackOff"
+
+
+def test_merge_patch_clears_fields_of_the_previous_generation():
+    old = {"phase": "Succeeded", "completionTime": "t", "outputs": {"videoURI": "a", "sha256": "x"}}
+    new = {"phase": "Running", "outputs": {"videoURI": "b"}}
+    assert nulls_for_removed(old, new) == {"completionTime": None, "phase": "Running",
+                                           "outputs": {"sha256": None, "videoURI": "b"}}
+
+
+async def test_slots_go_to_the_earliest_created_waiter():
+    slots = FairSlots(1)
+    assert slots.try_acquire()
+    order = []
+
+    async def waiter(key):
+        await slots.acquire(key)
+        order.append(key)
+        slots.release()
+
+    tasks = [asyncio.create_task(waiter(key)) for key in [("b", 0), ("c", 0), ("a", 1), ("a", 0)]]
+    await asyncio.sleep(0)
+    slots.release()
+    await asyncio.gather(*tasks)
+    assert order == [("a", 0), ("a", 1), ("b", 0), ("c", 0)]
+
+
+class Sink:
+    def __init__(self):
+        self.patches = []
+
+    async def patch_status(self, namespace, name, status):
+        self.patches.append(status)
+        return {"status": status}
+
+
+async def test_status_writer_coalesces_bursts_and_flushes_the_last_state():
+    sink, state = Sink(), {"progress": "0/10"}
+    writer = StatusWriter(sink, "ns", "job", lambda: dict(state), min_interval=0.2, coalesce=0.01)
+    for step in range(1, 11):
+        state["progress"] = f"{step}/10"
+        writer.update()
+    await asyncio.sleep(0.1)
+    await writer.close()
+    assert len(sink.patches) <= 2
+    assert sink.patches[-1]["progress"] == "10/10"
