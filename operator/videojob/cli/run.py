@@ -12,11 +12,6 @@ import logging
 import sys
 from pathlib import Path
 
-import yaml
-
-from videojob.api.manifest import InvalidVideoJob, load_manifest
-from videojob.config import ConfigError, load_settings
-
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 log = logging.getLogger(__name__)
 
@@ -27,8 +22,9 @@ def _error(message: str) -> None:
 
 def run_command(args) -> int:
     output_dir = Path(args.output_dir).resolve()
-    # Start a render child first thing: it imports Manim (most of a second) while we validate,
-    # import the pipeline and plan. If the manifest turns out invalid, it is simply discarded.
+    # Start the render zygote first thing, before importing pydantic, LangGraph and friends: it
+    # imports Manim (most of a second) while we validate and plan. If the manifest turns out
+    # invalid, it is simply stopped. (This module imports nothing heavy at the top for that reason.)
     from videojob.pipeline.sandbox import Sandbox
 
     sandbox = Sandbox(output_dir / ".work")
@@ -43,6 +39,9 @@ def run_command(args) -> int:
 
 
 def _validated_run(args, output_dir: Path, sandbox) -> int:
+    from videojob.api.manifest import InvalidVideoJob, load_manifest
+    from videojob.config import ConfigError, load_settings
+
     try:
         job = load_manifest(args.manifest)
     except InvalidVideoJob as exc:
@@ -75,6 +74,8 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
 
 
 async def _run(job, settings, output_dir: Path, args, sandbox) -> int:
+    import yaml
+
     from videojob.pipeline.errors import InvalidContent
     from videojob.run import run_videojob
 

@@ -5,8 +5,10 @@ environment (no AWS or LLM credentials, no tokens: only an allowlist of variable
 its own scratch directory as HOME and cwd, rlimits on address space, CPU time and file size,
 a wall-clock timeout enforced by killing its process group, and an audit hook inside it.
 
-Children are started ahead of need (`prewarm`): importing Manim takes most of a second, and a
-warm child hides that behind the parent's own start-up and code generation.
+Children are forked from a zygote that has imported Manim once (`sandbox_child.serve`), so a
+scene costs its render, not another second of imports; the zygote starts ahead of need
+(`prewarm`), hiding that import behind the parent's own start-up and planning. The zygote
+itself never runs user code, and every child is a fresh fork that runs one scene.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import uuid
 from dataclasses import dataclass
@@ -56,6 +57,10 @@ def child_environment(scratch: Path) -> dict[str, str]:
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.setdefault("LANG", "C.UTF-8")
     env.update(
+        # One thread per render: scenes already run in parallel, and BLAS thread pools do not
+        # survive fork() well.
+        OPENBLAS_NUM_THREADS="1",
+        OMP_NUM_THREADS="1",
         HOME=str(scratch),
         TMPDIR=str(scratch),
         XDG_CACHE_HOME=str(scratch / ".cache"),
@@ -67,74 +72,107 @@ def child_environment(scratch: Path) -> dict[str, str]:
     return env
 
 
-class _Child:
-    """One started render child, warm or not."""
+class _Zygote:
+    """The render zygote process (`sandbox_child.serve`) and a thread reading its replies."""
 
     def __init__(self, root: Path):
-        self.scratch = root / f"scene-{uuid.uuid4().hex[:12]}"
-        self.scratch.mkdir(parents=True)
+        self.root = root
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-m", "videojob.pipeline.sandbox_child"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=self.scratch,
-            env=child_environment(self.scratch),
-            start_new_session=True,  # its own process group, so a timeout kills grandchildren too
+            stderr=subprocess.DEVNULL,
+            cwd=root,
+            env=child_environment(root),
+            start_new_session=True,
         )
+        self._lock = threading.Lock()
+        self._pending: dict[str, dict] = {}  # request id -> {"pid": Event + value, "status": ...}
+        self._reader = threading.Thread(target=self._read, name="render-zygote", daemon=True)
+        self._reader.start()
 
-    def kill(self) -> None:
-        if self.proc.poll() is None:
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
             try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+                msg = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            with self._lock:
+                slot = self._pending.get(msg.get("id"))
+            if slot is None:
+                continue
+            if "pid" in msg:
+                slot["pid"] = msg["pid"]
+                slot["started"].set()
+            if "status" in msg:
+                slot["status"] = msg["status"]
+                slot["started"].set()
+                slot["ended"].set()
+        # The zygote is gone: nothing pending will ever finish.
+        with self._lock:
+            pending = list(self._pending.values())
+        for slot in pending:
+            slot.setdefault("status", None)
+            slot["started"].set()
+            slot["ended"].set()
 
-    def discard(self) -> None:
-        """An unused warm child: closing stdin makes it exit on its own."""
+    def submit(self, request: dict) -> dict:
+        slot = {"started": threading.Event(), "ended": threading.Event()}
+        with self._lock:
+            self._pending[request["id"]] = slot
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            self.proc.stdin.flush()
+        return slot
+
+    def forget(self, request_id: str) -> None:
+        with self._lock:
+            self._pending.pop(request_id, None)
+
+    def close(self) -> None:
         try:
-            self.proc.stdin.close()
+            self.proc.stdin.close()  # the zygote kills leftovers and exits on EOF
         except OSError:
             pass
-        threading.Thread(target=self._reap, daemon=True).start()
 
-    def _reap(self) -> None:
+
+def _kill_group(pid: int | None) -> None:
+    if pid:
         try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        shutil.rmtree(self.scratch, ignore_errors=True)
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 class Sandbox:
-    """Starts render children and runs scene code in them. Thread- and task-safe."""
+    """Runs scene code in forked render children. Thread- and task-safe; one zygote per Sandbox."""
 
     def __init__(self, workdir: Path, limits: SandboxLimits | None = None):
         self.root = Path(workdir) / "sandbox"
         self.limits = limits or SandboxLimits()
-        self._warm: list[_Child] = []
+        self._zygote: _Zygote | None = None
         self._lock = threading.Lock()
 
-    def prewarm(self, count: int) -> None:
-        """Start children now so later renders skip Manim's import time."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            missing = count - len(self._warm)
-            for _ in range(max(0, missing)):
-                self._warm.append(_Child(self.root))
+    def prewarm(self, count: int = 1) -> None:
+        """Start the zygote now so the first render skips Manim's import time."""
+        if count > 0:
+            self._ensure_zygote()
 
-    def _take(self) -> _Child:
+    def _ensure_zygote(self) -> _Zygote:
         with self._lock:
-            if self._warm:
-                return self._warm.pop(0)
-        self.root.mkdir(parents=True, exist_ok=True)
-        return _Child(self.root)
+            if self._zygote is None or not self._zygote.alive:
+                self.root.mkdir(parents=True, exist_ok=True)
+                self._zygote = _Zygote(self.root)
+            return self._zygote
 
     def close(self) -> None:
         with self._lock:
-            warm, self._warm = self._warm, []
-        for child in warm:
-            child.discard()
+            zygote, self._zygote = self._zygote, None
+        if zygote is not None:
+            zygote.close()
 
     async def render(
         self, code: str, scene_class: str, quality: str, out_path: Path, limits: SandboxLimits | None = None
@@ -144,47 +182,58 @@ class Sandbox:
         if violations:
             return RenderOutcome(False, error="code refused: " + "; ".join(map(str, violations)), kind="Refused")
         limits = limits or self.limits
-        child = self._take()
+        scratch = self.root / f"scene-{uuid.uuid4().hex[:12]}"
+        scratch.mkdir(parents=True)
+        state: dict = {}
         try:
-            return await asyncio.to_thread(self._run, child, code, scene_class, quality, Path(out_path), limits)
+            return await asyncio.to_thread(self._run, scratch, code, scene_class, quality, Path(out_path), limits, state)
         except asyncio.CancelledError:
-            child.kill()
+            _kill_group(state.get("pid"))
             raise
         finally:
-            shutil.rmtree(child.scratch, ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def _run(
-        self, child: _Child, code: str, scene_class: str, quality: str, out_path: Path, limits: SandboxLimits
+        self, scratch: Path, code: str, scene_class: str, quality: str, out_path: Path, limits: SandboxLimits,
+        state: dict,
     ) -> RenderOutcome:
-        (child.scratch / "scene.py").write_text(code, encoding="utf-8")
+        (scratch / "scene.py").write_text(code, encoding="utf-8")
         request = {
-            "scratch": str(child.scratch),
+            "id": scratch.name,
+            "scratch": str(scratch),
             "scene_class": scene_class,
             "quality": quality,
             "memory_bytes": limits.memory_mb * 1024 * 1024,
             "cpu_seconds": limits.cpu_seconds,
             "max_output_bytes": limits.max_output_mb * 1024 * 1024,
         }
-        timed_out = False
+        zygote = self._ensure_zygote()
+        slot = zygote.submit(request)
         try:
-            stdout, stderr = child.proc.communicate((json.dumps(request) + "\n").encode(), timeout=limits.timeout_seconds)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            child.kill()
-            stdout, stderr = child.proc.communicate()
-        except BaseException:
-            child.kill()
-            raise
-        if timed_out:
-            return RenderOutcome(False, error=f"timed out after {limits.timeout_seconds:g} s", kind="Timeout")
-        result = _last_json_line(stdout)
+            # Manim's import may still be under way in a fresh zygote: that is not the scene's time.
+            slot["started"].wait()
+            state["pid"] = slot.get("pid")
+            if not slot["ended"].wait(limits.timeout_seconds):
+                _kill_group(state["pid"])
+                slot["ended"].wait(10)
+                return RenderOutcome(False, error=f"timed out after {limits.timeout_seconds:g} s", kind="Timeout")
+        finally:
+            zygote.forget(request["id"])
+        status = slot.get("status")
+        result_file = scratch / "result.json"
+        result = json.loads(result_file.read_text()) if result_file.is_file() else None
         if result is None:
-            return RenderOutcome(False, error=_describe_death(child.proc.returncode, stderr), kind=_death_kind(child.proc.returncode))
+            if status is None:
+                return RenderOutcome(False, error="the render service stopped unexpectedly", kind="Crashed")
+            returncode = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            log = scratch / "render.log"
+            stderr = log.read_bytes()[-4000:] if log.is_file() else b""
+            return RenderOutcome(False, error=_describe_death(returncode, stderr), kind=_death_kind(returncode))
         if not result.get("ok"):
             kind = "MemoryLimit" if result.get("kind") == "memory" else result.get("kind")
             return RenderOutcome(False, error=result.get("error", "unknown error"), kind=kind)
         movie = Path(result["movie"])
-        if not movie.is_file() or not movie.resolve().is_relative_to(child.scratch.resolve()):
+        if not movie.is_file() or not movie.resolve().is_relative_to(scratch.resolve()):
             return RenderOutcome(False, error="the render produced no video file", kind="NoOutput")
         if movie.stat().st_size > limits.max_output_mb * 1024 * 1024:
             return RenderOutcome(False, error="the video exceeds the output size limit", kind="OutputLimit")
@@ -193,17 +242,6 @@ class Sandbox:
         shutil.move(str(movie), tmp)
         os.replace(tmp, out_path)
         return RenderOutcome(True, movie=out_path)
-
-
-def _last_json_line(stdout: bytes) -> dict | None:
-    for line in reversed(stdout.decode("utf-8", "replace").splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                return json.loads(line)
-            except json.JSONDecodeError:
-                return None
-    return None
 
 
 def _death_kind(returncode: int) -> str:
@@ -224,7 +262,3 @@ def _describe_death(returncode: int, stderr: bytes) -> str:
     }.get(kind, f"exited with code {returncode}")
     tail = stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
     return f"the render process {what}" + (": " + " | ".join(tail) if tail and kind == "Crashed" else "")
-
-
-def default_workdir() -> Path:
-    return Path(tempfile.gettempdir()) / "videojob"

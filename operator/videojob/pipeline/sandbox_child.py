@@ -1,10 +1,10 @@
-"""The render child: runs untrusted scene code under limits. Started by `sandbox.py`, never imported.
+"""The render zygote and its children: untrusted scene code under limits. Started by `sandbox.py`.
 
-Protocol: the process starts, imports Manim (the slow part, done while the parent is still busy),
-then reads one JSON request line from stdin. It applies resource limits, installs an audit hook
-(second fence after the static check: no process spawning, no sockets, no files outside the
-scratch directory and the read-only library trees), executes the code, renders one Scene class
-and writes one JSON result line to stdout. It never serves a second request.
+The zygote imports Manim once (most of a second), then forks one child per scene. A child runs
+exactly one scene and exits: it applies resource limits, installs an audit hook (the second fence
+after the static check: no process spawning, no sockets, no files outside its scratch directory
+and the read-only library trees), executes the code and renders one Scene class, writing
+`result.json` and `render.log` into its scratch directory. The zygote never runs user code.
 """
 
 from __future__ import annotations
@@ -93,18 +93,10 @@ def _user_traceback(exc: BaseException, code_file: str) -> str:
     return "\n".join(lines + [last]) if lines else last
 
 
-def main() -> int:
-    out = sys.stdout
-    # Manim and user code print freely; keep our protocol channel clean.
-    sys.stdout = sys.stderr
-    import manim  # noqa: F401  (import before the request arrives: this is the warm-up)
+def render_one(req: dict) -> dict:
+    """Render one scene in this (already forked, not yet fenced) process; the result as a dict."""
     from manim import tempconfig
 
-    line = sys.stdin.readline()
-    if not line:
-        return 0  # the parent did not need this warm child after all
-    req = json.loads(line)
-    result: dict = {"ok": False}
     code_file = os.path.join(req["scratch"], "scene.py")
     try:
         os.chdir(req["scratch"])
@@ -132,18 +124,104 @@ def main() -> int:
             scene = scene_cls()
             scene.render()
             movie = str(scene.renderer.file_writer.movie_file_path)
-        result = {"ok": True, "movie": movie}
+        return {"ok": True, "movie": movie}
     except MemoryError:
-        result = {"ok": False, "error": "MemoryError: the scene exceeded the sandbox memory limit", "kind": "memory"}
+        return {"ok": False, "error": "MemoryError: the scene exceeded the sandbox memory limit", "kind": "memory"}
     except BaseException as exc:  # noqa: BLE001 - everything the user code does is reported, not raised
-        result = {"ok": False, "error": _user_traceback(exc, code_file), "kind": type(exc).__name__}
-    out.write(json.dumps(result) + "\n")
-    out.flush()
+        return {"ok": False, "error": _user_traceback(exc, code_file), "kind": type(exc).__name__}
+
+
+def _fork_render(req: dict) -> int:
+    """Fork a child for one request. The child gets its own session (so the parent can kill its
+    whole process group), writes its output to files in its scratch directory, never returns."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        os.setsid()
+        log = os.open(os.path.join(req["scratch"], "render.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(0)
+        scratch = req["scratch"]
+        os.environ.update(HOME=scratch, TMPDIR=scratch, XDG_CACHE_HOME=os.path.join(scratch, ".cache"),
+                          XDG_CONFIG_HOME=os.path.join(scratch, ".config"), MPLCONFIGDIR=os.path.join(scratch, ".cache"))
+        result = render_one(req)
+        tmp = os.path.join(scratch, ".result.json")
+        with open(tmp, "w") as f:  # the audit hook allows writes inside scratch
+            json.dump(result, f)
+        os.replace(tmp, os.path.join(scratch, "result.json"))
+        code = 0
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def serve() -> int:
+    """The zygote: import Manim once, then fork one child per request line on stdin.
+
+    Protocol (one JSON object a line): in, a render request with an "id"; out,
+    {"id", "pid"} when its child started and {"id", "status"} when it ended (a wait status).
+    A single thread does everything (fork from a threaded process is unsafe): select on stdin,
+    reap children between requests. On stdin EOF it kills what is still running and exits.
+    """
+    import select
+
+    out = sys.stdout
+    sys.stdout = sys.stderr  # Manim prints; keep the protocol channel clean
+    import manim  # noqa: F401  (the point of the zygote: import once, fork many)
+    from manim import Text
+
+    # Load fonts and Pango once too; forked children share it copy-on-write.
+    Text("warm-up")
+    running: dict[int, str] = {}
+    buffer = b""
+    stdin = sys.stdin.fileno()
+    eof = False
+    while not eof or running:
+        if not eof:
+            ready, _, _ = select.select([stdin], [], [], 0.02)
+            if ready:
+                chunk = os.read(stdin, 65536)
+                if not chunk:
+                    eof = True
+                    for pid in running:
+                        try:
+                            os.killpg(pid, 9)
+                        except ProcessLookupError:
+                            pass
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        req = json.loads(line)
+                        pid = _fork_render(req)
+                        running[pid] = req["id"]
+                        out.write(json.dumps({"id": req["id"], "pid": pid}) + "\n")
+                        out.flush()
+        else:
+            select.select([], [], [], 0.02)
+        while running:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                running.clear()
+                break
+            if pid == 0:
+                break
+            rid = running.pop(pid, None)
+            if rid is not None:
+                out.write(json.dumps({"id": rid, "status": status}) + "\n")
+                out.flush()
     return 0
 
 
 if __name__ == "__main__":
-    code = main()
+    code = serve()
     sys.stderr.flush()
-    # Skip interpreter teardown (Manim's modules, atexit hooks): the parent waits for our exit.
+    # Skip interpreter teardown (Manim's modules, atexit hooks): nothing is left to flush.
     os._exit(code)
