@@ -59,6 +59,8 @@ class RunEnvironment:
     events: EventRecorder
     store_root: Path
     min_write_interval: float = 1.0
+    # One render zygote for every run of this operator: Manim is imported once, not per run.
+    sandbox: Any = None
 
 
 class JobRun:
@@ -237,6 +239,7 @@ class JobRun:
             callbacks=[self._on_progress],
             before_stage=self._gate,
             credentials=credentials,
+            sandbox=self.env.sandbox,
         )
         if result.succeeded:
             return None

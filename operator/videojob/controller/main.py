@@ -25,6 +25,7 @@ from videojob.controller.jobrun import RunEnvironment
 from videojob.controller.kube import CRDMissing, KubeClient
 from videojob.controller.metrics import JobBook, MetricsServer
 from videojob.controller.slots import FairSlots
+from videojob.pipeline.sandbox import Sandbox, SandboxLimits
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,10 @@ async def run_operator(
         events=EventRecorder(kube),
         store_root=store_root,
         min_write_interval=options.status_interval,
+        sandbox=Sandbox(
+            store_root / ".work",
+            SandboxLimits(memory_mb=settings.render_memory_mb, max_output_mb=settings.render_max_output_mb),
+        ),
     )
     executor = make_executor(settings, env)
     controller = handlers.Controller(settings, kube, executor, env.events, book)
@@ -149,6 +154,7 @@ async def run_operator(
         )
     finally:
         await executor.shutdown()
+        env.sandbox.close()
         if metrics_server is not None:
             metrics_server.stop()
 
