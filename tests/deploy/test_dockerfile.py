@@ -6,7 +6,6 @@ import fnmatch
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import yaml

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import jsonschema
-import yaml
 
 from videojob.api.crd import crd
 from videojob.config import Settings

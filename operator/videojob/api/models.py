@@ -337,6 +337,17 @@ class VideoJobStatus(_StatusModel):
     message: str | None = None
     conditions: list[Condition] = []
 
+    @classmethod
+    def from_object(cls, raw: dict | None) -> "VideoJobStatus | None":
+        """The status stored in a VideoJob, or None when absent or unreadable (an unreadable
+        status is replaced by the next write, never fatal)."""
+        if not raw:
+            return None
+        try:
+            return cls.model_validate(raw)
+        except ValueError:
+            return None
+
 
 # ----------------------------------------------------------------------------------- resource
 

@@ -419,7 +419,7 @@ class KubeJobRun:
         ns, name = self.request.namespace, self.request.name
         if base is None:
             base = (await self.jobs.read_videojob(ns, name) or {}).get("status") or {}
-        model = _status_model(base)
+        model = VideoJobStatus.from_object(base)
         tracker = StatusTracker(self.generation, attempt=self.attempt, previous=model)
         if not fresh and model is not None:
             tracker.status = model.model_copy(deep=True)
@@ -436,14 +436,6 @@ class KubeJobRun:
             metrics.record_phase(ns, status["phase"])
             await self.env.events.post(self._ref(), event)
 
-
-def _status_model(raw: dict[str, Any] | None) -> VideoJobStatus | None:
-    if not raw:
-        return None
-    try:
-        return VideoJobStatus.model_validate(raw)
-    except Exception:
-        return None
 
 
 class JobExecutor:

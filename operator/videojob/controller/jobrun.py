@@ -69,7 +69,7 @@ class JobRun:
         self.env = env
         self.job = request.job
         self.ref = {"namespace": request.namespace, "name": request.name, "uid": request.uid}
-        previous = _status_model(request.previous_status)
+        previous = VideoJobStatus.from_object(request.previous_status)
         self.tracker = StatusTracker(request.generation, attempt=1, previous=previous)
         self._phase: str | None = None
         if request.restarting and previous is not None:
@@ -387,11 +387,3 @@ class JobRun:
                 reason="CredentialsUnavailable",
             ) from None
 
-
-def _status_model(raw: dict[str, Any] | None) -> VideoJobStatus | None:
-    if not raw:
-        return None
-    try:
-        return VideoJobStatus.model_validate(raw)
-    except Exception:  # a status we cannot read is replaced, not fatal
-        return None

@@ -105,7 +105,7 @@ async def run_worker(
     meta = raw["metadata"]
     document = {key: raw[key] for key in ("apiVersion", "kind", "metadata", "spec") if key in raw}
     previous_raw = raw.get("status") or {}
-    previous = _status_model(previous_raw)
+    previous = VideoJobStatus.from_object(previous_raw)
     tracker = StatusTracker(int(meta.get("generation") or generation), attempt=attempt, previous=previous)
     if previous is not None and previous.start_time and previous.observed_generation == tracker.generation:
         tracker.status.start_time = previous.start_time  # the run started with attempt 1
@@ -198,11 +198,3 @@ async def _credentials(kube: Any, namespace: str, job: Any) -> dict[str, str] | 
             f"cannot read Secret {name!r} from spec.llm.credentialsSecretRef (HTTP {getattr(exc, 'status', None) or 'error'})"
         ) from None
 
-
-def _status_model(raw: dict[str, Any] | None) -> VideoJobStatus | None:
-    if not raw:
-        return None
-    try:
-        return VideoJobStatus.model_validate(raw)
-    except Exception:
-        return None
