@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     # Job executor (VIDEOJOB_EXECUTOR=job): each run is a batch/v1 Job running `videojob worker`.
     worker_image: str | None = Field(default=None, description="Image of worker pods (the operator's own image)")
     worker_service_account: str = "videojob-worker"
+    # Comma-separated Secret names for pulling the worker image from a private registry.
+    worker_image_pull_secrets: str = ""
     job_ttl_seconds_after_finished: int = Field(default=3600, ge=0)
     # JSON object merged under spec.podTemplate: resources, nodeSelector, tolerations, ...
     job_pod_defaults: str = "{}"

@@ -80,6 +80,8 @@ def test_worker_job_runs_the_chart_image_as_the_chart_service_account(full, monk
     (container,) = pod["containers"]
     assert container["image"] == full.container()["image"]
     assert pod["serviceAccountName"] == "videojob-worker"
+    # Worker pods pull the image with the same registry credentials as the operator.
+    assert pod["imagePullSecrets"] == full.one("Deployment")["spec"]["template"]["spec"]["imagePullSecrets"]
     # The worker ServiceAccount the chart made exists in that namespace.
     assert full.one("ServiceAccount", "videojob-worker", "videos")
     assert job["spec"]["ttlSecondsAfterFinished"] == 1800

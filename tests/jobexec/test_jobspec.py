@@ -126,3 +126,9 @@ def test_a_failure_the_worker_did_not_report_is_judged_by_the_pod():
     pull = attempt_verdict(running, 1, "ImagePullError", "ImagePullBackOff")
     assert pull.permanent and pull.job_active
     assert not attempt_verdict(running, 1, "Evicted", "").permanent
+
+
+def test_worker_pods_pull_with_the_operators_pull_secrets():
+    pod = build_job(videojob(), attempt=1, settings=settings(worker_image_pull_secrets="regcred, other"))["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}, {"name": "other"}]
+    assert "imagePullSecrets" not in build_job(videojob(), attempt=1, settings=settings())["spec"]["template"]["spec"]

@@ -123,3 +123,10 @@ rights at all. */}}
 {{- with .sizeLimit }}{{ $_ := set $out "sizeLimit" . }}{{ end -}}
 {{- toJson $out -}}
 {{- end -}}
+
+{{/* imagePullSecrets names, comma-separated, for worker pods (VIDEOJOB_WORKER_IMAGE_PULL_SECRETS). */}}
+{{- define "videojob.pullSecretNames" -}}
+{{- $names := list -}}
+{{- range .Values.imagePullSecrets }}{{ $names = append $names .name }}{{ end -}}
+{{- join "," $names -}}
+{{- end }}

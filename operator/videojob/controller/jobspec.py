@@ -129,6 +129,9 @@ def build_job(
         "containers": [container],
         "volumes": [{"name": "work", "emptyDir": {}}, {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}],
     }
+    pull_secrets = [n.strip() for n in settings.worker_image_pull_secrets.split(",") if n.strip()]
+    if pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in pull_secrets]
     for key in ("nodeSelector", "tolerations", "affinity", "priorityClassName"):
         if pod.get(key):
             pod_spec[key] = pod[key]
