@@ -227,6 +227,7 @@ class AWSPublisher:
             if self._required(artifacts):
                 raise UploadFailed(why + "; the upload is required", stage="Recording") from None
             log.warning("%s; the record is kept locally", why)
+            upload.extra["record_error"] = why  # status says so (condition Recorded=False)
         if upload.local_dir.name.startswith("."):
             await asyncio.to_thread(self.store.commit, upload.local_dir, record)
         return record

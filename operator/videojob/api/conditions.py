@@ -15,6 +15,7 @@ RECONCILING = "Reconciling"
 STALLED = "Stalled"
 SUSPENDED = "Suspended"
 UPLOADED = "Uploaded"
+RECORDED = "Recorded"
 
 # Reasons (CamelCase, stable: dashboards and alerts match on them).
 QUEUED = "Queued"
@@ -26,6 +27,7 @@ DEADLINE_EXCEEDED = "DeadlineExceeded"
 BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
 AWAITING_INPUT = "AwaitingInput"
 UPLOAD_DEGRADED = "UploadFailedKeptLocally"
+RECORD_DEGRADED = "RecordFailedKeptLocally"
 
 
 def now_rfc3339() -> str:

@@ -95,8 +95,13 @@ async def upload(ctx: PipelineContext, state: VideoGenerationState) -> dict[str,
 async def record(ctx: PipelineContext, state: VideoGenerationState) -> dict[str, Any]:
     outcome: UploadOutcome = ctx.extra["upload_outcome"]
     version_record = await ctx.publisher.record(artifacts_of(ctx, state), outcome)
-    await ctx.progress.step(f"version {version_record.version} recorded")
+    record_error = outcome.extra.get("record_error")
+    await ctx.progress.step(
+        f"version {version_record.version} kept locally, not recorded: {record_error}" if record_error
+        else f"version {version_record.version} recorded"
+    )
     return {
+        "record_error": record_error,
         "version": version_record.version,
         "record": version_record.model_dump(),
         "outputs": {

@@ -99,6 +99,7 @@ class VideoGenerationState(BaseModel):
     upload_retry_count: int = 0
     code_upload_retry_count: int = 0
     upload_error: str | None = None
+    record_error: str | None = None  # the version record could not be written (not required)
 
     # LLM usage
     usage: dict[str, int] = Field(default_factory=lambda: {"llm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0})

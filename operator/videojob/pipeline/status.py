@@ -141,6 +141,8 @@ class StatusTracker:
                 self._cond(C.UPLOADED, "False", C.UPLOAD_DEGRADED, f"video kept locally: {update.get('upload_error')}")
             elif update["upload_status"] == "completed":
                 self._cond(C.UPLOADED, "True", C.COMPLETED, "video and code uploaded")
+        if update.get("record_error"):
+            self._cond(C.RECORDED, "False", C.RECORD_DEGRADED, update["record_error"])
         if update.get("outputs"):
             self.status.outputs = Outputs.model_validate(update["outputs"])
         if update.get("record"):
