@@ -89,7 +89,7 @@ def test_render_cache_drops_least_recently_used_entries(tmp_path):
     import os
     import time as _time
 
-    from videojob.pipeline.render import RenderCache
+    from videojob.pipeline.render_cache import RenderCache
 
     cache = RenderCache(tmp_path / "cache", max_bytes=3500)
     for i, key in enumerate(["aa1", "bb2", "cc3"]):

@@ -111,3 +111,26 @@ async def test_children_get_no_leftover_scratch(sandbox, tmp_path):
     await sandbox.render(GOOD, "A", "low", tmp_path / "good.mp4")
     leftovers = [p for p in (tmp_path / "work" / "sandbox").iterdir() if p.name.startswith("scene-")]
     assert leftovers == []
+
+
+RANDOM_SCENE = scene("import random\nself.add(Square().shift(RIGHT * random.uniform(-3, 3)))\nself.wait(0.3)").replace(
+    "        import random\n", ""
+)
+RANDOM_SCENE = "import random\n" + RANDOM_SCENE
+
+
+async def test_a_scene_started_early_is_rendered_once(sandbox, tmp_path):
+    # Each render of this scene draws a different frame, so its bytes tell renders apart.
+    early = sandbox.start_early(RANDOM_SCENE, "A", "low")
+    early_bytes = Path(early.result(timeout=60).movie).read_bytes()
+    claimed = await sandbox.render(RANDOM_SCENE, "A", "low", tmp_path / "claimed.mp4")
+    assert claimed.ok and claimed.movie.read_bytes() == early_bytes  # taken over, not rendered again
+    fresh = await sandbox.render(RANDOM_SCENE, "A", "low", tmp_path / "fresh.mp4")
+    assert fresh.ok and fresh.movie.read_bytes() != early_bytes  # a second request renders anew
+
+
+async def test_unclaimed_early_renders_leave_nothing_behind(tmp_path):
+    box = Sandbox(tmp_path / "work")
+    box.start_early(RANDOM_SCENE, "A", "low").result(timeout=60)
+    box.close()
+    assert list((tmp_path / "work" / "sandbox").iterdir()) == []  # no video, no zygote directory

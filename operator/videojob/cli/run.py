@@ -70,7 +70,39 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
     json_logs = getattr(args, "log_format", "text") == "json"
     configure_logging("json" if json_logs else "text", logging.INFO if json_logs else logging.WARNING)
     with job_context(job.metadata.namespace or "local", job.metadata.name, job.metadata.generation):
+        _start_early_renders(job, settings, output_dir, args.quality, sandbox)
         return asyncio.run(_run(job, settings, output_dir, args, sandbox))
+
+
+def _start_early_renders(job, settings, output_dir: Path, quality: str | None, sandbox) -> None:
+    """A code or storyboard source needs no planning to know its scenes' code: start rendering the
+    first ones now, while the pipeline (LangGraph) is still being imported. The render step then
+    takes these results instead of rendering the same scenes again."""
+    spec = job.spec
+    if spec.editing is not None or spec.source not in ("code", "storyboard"):
+        return
+    from videojob.pipeline.codecheck import scene_classes
+    from videojob.pipeline.render_cache import RenderCache, cache_key
+    from videojob.pipeline.sandbox import SandboxLimits
+    from videojob.pipeline.storyboard import generate_scene_code, scene_class_name
+
+    quality = quality or spec.render.quality
+    if spec.source == "code":
+        try:
+            scenes = [(spec.code, name) for name in scene_classes(spec.code)]
+        except SyntaxError:
+            return  # planning reports it, naming the line
+    else:
+        scenes = [(generate_scene_code(s, i), scene_class_name(i)) for i, s in enumerate(spec.storyboard.scenes)]
+    cache = RenderCache(output_dir / ".cache" / "renders")  # the pipeline's default cache location
+    limits = SandboxLimits(
+        timeout_seconds=spec.render.scene_timeout_seconds,
+        memory_mb=settings.render_memory_mb,
+        max_output_mb=settings.render_max_output_mb,
+    )
+    for code, name in scenes[: settings.scene_parallelism]:
+        if cache.get(cache_key(code, name, quality)) is None:
+            sandbox.start_early(code, name, quality, limits)
 
 
 async def _run(job, settings, output_dir: Path, args, sandbox) -> int:

@@ -14,6 +14,7 @@ itself never runs user code, and every child is a fresh fork that runs one scene
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import shutil
@@ -76,14 +77,17 @@ class _Zygote:
     """The render zygote process (`sandbox_child.serve`) and a thread reading its replies."""
 
     def __init__(self, root: Path):
-        self.root = root
+        # Its own directory: Manim writes a text cache into the working directory, and two
+        # zygotes (two `videojob run`s on one output dir) must not share one.
+        self.home = root / f"zygote-{uuid.uuid4().hex[:12]}"
+        self.home.mkdir(parents=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-m", "videojob.pipeline.sandbox_child"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            cwd=root,
-            env=child_environment(root),
+            cwd=self.home,
+            env=child_environment(self.home),
             start_new_session=True,
         )
         self._lock = threading.Lock()
@@ -133,10 +137,23 @@ class _Zygote:
             self._pending.pop(request_id, None)
 
     def close(self) -> None:
+        """Stop the zygote and any child still rendering, and remove its directory."""
+        with self._lock:
+            pids = [slot.get("pid") for slot in self._pending.values()]
+        for pid in pids:
+            _kill_group(pid)
         try:
-            self.proc.stdin.close()  # the zygote kills leftovers and exits on EOF
+            self.proc.stdin.close()
         except OSError:
             pass
+        self.proc.kill()  # idle, or still importing Manim for nothing: no need to wait for it
+        self.proc.wait()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def _discard_early(future: concurrent.futures.Future) -> None:
+    if not future.cancelled() and future.exception() is None and future.result().movie:
+        Path(future.result().movie).unlink(missing_ok=True)
 
 
 def _kill_group(pid: int | None) -> None:
@@ -155,6 +172,8 @@ class Sandbox:
         self.limits = limits or SandboxLimits()
         self._zygote: _Zygote | None = None
         self._lock = threading.Lock()
+        # Renders started before anyone asked (start_early), by (code, class, quality).
+        self._early: dict[tuple[str, str, str], concurrent.futures.Future] = {}
 
     def prewarm(self, count: int = 1) -> None:
         """Start the zygote now so the first render skips Manim's import time."""
@@ -171,8 +190,35 @@ class Sandbox:
     def close(self) -> None:
         with self._lock:
             zygote, self._zygote = self._zygote, None
+            early, self._early = list(self._early.values()), {}
+        for future in early:  # started early, never claimed: drop the video
+            future.add_done_callback(_discard_early)
         if zygote is not None:
             zygote.close()
+
+    def start_early(
+        self, code: str, scene_class: str, quality: str, limits: SandboxLimits | None = None
+    ) -> concurrent.futures.Future | None:
+        """Begin rendering a scene whose code is already known (a code or storyboard source) while
+        the caller is still starting up; a later `render()` of the same scene takes the result.
+        Returns the future of that render (None when the code would be refused anyway)."""
+        if check_code(code):
+            return None  # render() reports the problem in its place
+        key = (code, scene_class, quality)
+        with self._lock:
+            if key in self._early:
+                return self._early[key]
+            self._early[key] = future = concurrent.futures.Future()
+        out = self.root / f"early-{uuid.uuid4().hex[:12]}.mp4"
+
+        def work() -> None:
+            try:
+                future.set_result(self._render_sync(code, scene_class, quality, out, limits or self.limits, {}))
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever claims the render
+                future.set_exception(exc)
+
+        threading.Thread(target=work, name="early-render", daemon=True).start()
+        return future
 
     async def render(
         self, code: str, scene_class: str, quality: str, out_path: Path, limits: SandboxLimits | None = None
@@ -181,15 +227,30 @@ class Sandbox:
         violations = check_code(code)
         if violations:
             return RenderOutcome(False, error="code refused: " + "; ".join(map(str, violations)), kind="Refused")
+        with self._lock:
+            early = self._early.pop((code, scene_class, quality), None)
+        if early is not None:
+            outcome = await asyncio.wrap_future(early)
+            if outcome.ok:
+                Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(outcome.movie, out_path)
+                outcome = RenderOutcome(True, movie=Path(out_path))
+            return outcome
         limits = limits or self.limits
-        scratch = self.root / f"scene-{uuid.uuid4().hex[:12]}"
-        scratch.mkdir(parents=True)
         state: dict = {}
         try:
-            return await asyncio.to_thread(self._run, scratch, code, scene_class, quality, Path(out_path), limits, state)
+            return await asyncio.to_thread(self._render_sync, code, scene_class, quality, Path(out_path), limits, state)
         except asyncio.CancelledError:
             _kill_group(state.get("pid"))
             raise
+
+    def _render_sync(
+        self, code: str, scene_class: str, quality: str, out_path: Path, limits: SandboxLimits, state: dict
+    ) -> RenderOutcome:
+        scratch = self.root / f"scene-{uuid.uuid4().hex[:12]}"
+        scratch.mkdir(parents=True)
+        try:
+            return self._run(scratch, code, scene_class, quality, out_path, limits, state)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 

@@ -145,6 +145,13 @@ def _fork_render(req: dict) -> int:
         os.dup2(log, 2)
         os.close(0)
         scratch = req["scratch"]
+        # A fork inherits the zygote's random state: reseed, as a fresh process would be.
+        import random
+
+        import numpy
+
+        random.seed()
+        numpy.random.seed()
         os.environ.update(HOME=scratch, TMPDIR=scratch, XDG_CACHE_HOME=os.path.join(scratch, ".cache"),
                           XDG_CONFIG_HOME=os.path.join(scratch, ".config"), MPLCONFIGDIR=os.path.join(scratch, ".cache"))
         result = render_one(req)
@@ -176,8 +183,12 @@ def serve() -> int:
     import manim  # noqa: F401  (the point of the zygote: import once, fork many)
     from manim import Text
 
-    # Load fonts and Pango once too; forked children share it copy-on-write.
-    Text("warm-up")
+    # Load fonts and Pango once too; forked children share it copy-on-write. Only a speed-up:
+    # a failure here must not stop the zygote.
+    try:
+        Text("warm-up")
+    except Exception:  # noqa: BLE001
+        pass
     running: dict[int, str] = {}
     buffer = b""
     stdin = sys.stdin.fileno()

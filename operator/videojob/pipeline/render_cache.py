@@ -1,0 +1,75 @@
+"""The render cache: finished scene videos by (code, scene class, quality, Manim version).
+
+Kept free of heavy imports: `videojob run` consults it before LangGraph is even imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+_MANIM_VERSION = package_version("manim")
+
+
+def cache_key(code: str, scene_class: str, quality: str) -> str:
+    digest = hashlib.sha256()
+    for part in (_MANIM_VERSION, quality, scene_class, code):
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+class RenderCache:
+    """Finished scene videos by cache key. Bounded: past `max_bytes` the least recently used
+    entries go (a hit refreshes an entry's mtime). Published versions hold their own hard links,
+    so pruning the cache never touches a stored video."""
+
+    def __init__(self, root: Path, max_bytes: int | None = None):
+        self.root = Path(root)
+        self.max_bytes = max_bytes
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.mp4"
+
+    def get(self, key: str) -> Path | None:
+        path = self.path(key)
+        try:
+            if path.stat().st_size > 0:
+                os.utime(path)
+                return path
+        except FileNotFoundError:
+            pass
+        return None
+
+    def put(self, key: str, movie: Path) -> Path:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{key}.{uuid.uuid4().hex[:8]}")
+        os.replace(movie, tmp)
+        os.replace(tmp, target)
+        if self.max_bytes is not None:
+            self.prune(keep=target)
+        return target
+
+    def prune(self, keep: Path | None = None) -> int:
+        """Delete least recently used entries until the cache fits; returns bytes freed."""
+        entries = []
+        for path in self.root.glob("*/*.mp4"):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            entries.append((st.st_mtime, st.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        freed = 0
+        for _, size, path in sorted(entries):
+            if total - freed <= (self.max_bytes or 0):
+                break
+            if path == keep:
+                continue
+            path.unlink(missing_ok=True)
+            freed += size
+        return freed
