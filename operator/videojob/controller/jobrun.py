@@ -46,7 +46,7 @@ class RunRequest:
     generation: int  # metadata.generation now (observedGeneration)
     content_generation: int  # the generation whose spec is produced (its version)
     job: VideoJob
-    queue_key: tuple[str, int]  # (creationTimestamp, order first seen)
+    queue_key: tuple[str, int, int]  # (creationTimestamp, first resourceVersion seen, arrival)
     previous_status: dict[str, Any] = field(default_factory=dict)
     restarting: bool = False  # the status already describes this run (operator restart)
 
