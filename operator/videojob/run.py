@@ -182,6 +182,7 @@ async def run_videojob(
         tracker.succeeded(message)
         return RunResult(tracker, state=result_state)
     except PipelineError as exc:
+        tracker.apply_update({"usage": ctx.usage})
         tracker.failed(exc.reason, exc.message, stalled=exc.permanent)
         return RunResult(tracker, error=exc)
     except (OSError, RuntimeError, ValueError) as exc:

@@ -84,5 +84,6 @@ async def test_plan_still_invalid_after_the_repair_fails_the_run(tmp_path):
     assert result.error.reason == "InvalidContent"
     assert "not valid after one repair" in result.status.message
     assert len(model.calls) == 2
+    assert result.status.usage.llm_calls == 2  # the calls of the failed stage are still counted
     planning = next(s for s in result.status.stages if s.name == "Planning")
     assert planning.phase == "Failed"

@@ -93,7 +93,7 @@ def _adopt_class_name(scene: SceneState, code: str) -> None:
 async def generate_code(ctx: PipelineContext, state: VideoGenerationState) -> dict[str, Any]:
     """Write code for every scene that has none yet or whose last render failed."""
     spec = ctx.job.spec
-    usage = dict(state.usage)
+    usage = ctx.usage  # counts every call, even those of a node that then fails
     scenes = [s.model_copy(deep=True) for s in state.scenes]
     todo = [s for s in scenes if s.status in ("pending", "failed")]
 
@@ -120,4 +120,4 @@ async def generate_code(ctx: PipelineContext, state: VideoGenerationState) -> di
             await one(scene)
 
     await asyncio.gather(*(bounded(s) for s in todo))
-    return {"scenes": scenes, "usage": usage}
+    return {"scenes": scenes, "usage": dict(usage)}

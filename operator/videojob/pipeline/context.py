@@ -39,3 +39,6 @@ class PipelineContext:
     before_stage: StageGate = _open_gate
     upload_callbacks: list[UploadProgressCallback] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    # LLM calls and tokens of this run, kept here rather than only in node updates so that a
+    # node failing after some calls still has them counted in status.usage.
+    usage: dict[str, int] = field(default_factory=lambda: {"llm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0})

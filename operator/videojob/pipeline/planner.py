@@ -83,7 +83,7 @@ async def plan_from_prompt(ctx: PipelineContext, state: VideoGenerationState, us
 
 async def plan_scenes(ctx: PipelineContext, state: VideoGenerationState) -> dict[str, Any]:
     spec = ctx.job.spec
-    usage = dict(state.usage)
+    usage = ctx.usage  # counts every call, even those of a node that then fails
     update: dict[str, Any] = {}
     if spec.editing is not None:
         llm_mod.require_model(ctx.llm, "spec.editing.feedback")
@@ -132,5 +132,5 @@ async def plan_scenes(ctx: PipelineContext, state: VideoGenerationState) -> dict
         ]
     else:
         raise InvalidContent("spec: needs one content source: spec.code, spec.storyboard or spec.prompt", stage="Planning")
-    update["usage"] = usage
+    update["usage"] = dict(usage)
     return update
