@@ -43,7 +43,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import kubernetes
 import pytest
@@ -139,7 +139,12 @@ class OperatorThread:
 def apiserver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A fresh emulated API server (KMock + `KubeAPIServer`, see this module's docstring for what
     it adds and why) with namespace `default`, and KUBECONFIG pointing at it."""
-    with ServerThread() as server:
+    yield from serve_api(ServerThread(), tmp_path, monkeypatch)
+
+
+def serve_api(thread: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Run an emulated API server thread with namespace `default`, KUBECONFIG pointing at it."""
+    with thread as server:
         server.call(_add_namespace, NAMESPACE)
         kubeconfig = tmp_path / "kubeconfig"
         server.write_kubeconfig(kubeconfig)

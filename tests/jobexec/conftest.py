@@ -17,7 +17,7 @@ from typing import Any
 import kubernetes
 import pytest
 
-from tests.controller.conftest import NAMESPACE, _add_namespace, kube, operator, workdir  # noqa: F401  (fixtures)
+from tests.controller.conftest import NAMESPACE, kube, operator, serve_api, workdir  # noqa: F401  (fixtures)
 from tests.jobexec.apiserver import JobsServerThread
 
 MERGE = "application/merge-patch+json"
@@ -25,13 +25,7 @@ MERGE = "application/merge-patch+json"
 
 @pytest.fixture()
 def apiserver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    with JobsServerThread() as server:
-        server.call(_add_namespace, NAMESPACE)
-        kubeconfig = tmp_path / "kubeconfig"
-        server.write_kubeconfig(kubeconfig)
-        server.kubeconfig = kubeconfig
-        monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-        yield server
+    yield from serve_api(JobsServerThread(), tmp_path, monkeypatch)
 
 
 class JobControl:

@@ -21,6 +21,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 # The operator under test against the emulated API server: tests/controller owns these fixtures.
 from tests.controller.conftest import apiserver, kube, operator, workdir  # noqa: F401
+from tests.pipeline.conftest import CliResult
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "dashboards" / "videojob.json"
@@ -132,15 +133,6 @@ def failing_code(message: str) -> dict[str, Any]:
         f"        raise ValueError({message!r})\n"
     )
     return {"topic": "Broken", "projectId": "obs", "code": code, "render": {"quality": "low", "maxSceneAttempts": 1}}
-
-
-class CliResult:
-    def __init__(self, code: int, out: str, err: str):
-        self.code, self.out, self.err = code, out, err
-
-    @property
-    def status(self) -> dict[str, Any]:
-        return yaml.safe_load(self.out)["status"]
 
 
 @pytest.fixture

@@ -9,19 +9,36 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from videojob.controller.jobrun import JobRun, RunEnvironment, RunRequest
+from videojob.controller.jobrun import JobRun, RunEnvironment, RunHandle, RunRequest
 
 log = logging.getLogger(__name__)
 
 
-class InlineExecutor:
-    def __init__(self, env: RunEnvironment):
-        self.env = env
-        self.runs: dict[str, JobRun] = {}
+class RunRegistry:
+    """The live run of each VideoJob, by uid; shared by the inline and the Job executor."""
 
-    def live(self, uid: str) -> JobRun | None:
+    def __init__(self) -> None:
+        self.runs: dict[str, RunHandle] = {}
+
+    def live(self, uid: str) -> RunHandle | None:
         run = self.runs.get(uid)
         return run if run is not None and not run.done else None
+
+    def _track(self, uid: str, run: RunHandle) -> RunHandle:
+        """Start `run` as the VideoJob's live run; it is forgotten when its task ends."""
+        self.runs[uid] = run
+        run.start().add_done_callback(lambda _task, uid=uid, run=run: self._forget(uid, run))
+        return run
+
+    def _forget(self, uid: str, run: RunHandle) -> None:
+        if self.runs.get(uid) is run:
+            del self.runs[uid]
+
+
+class InlineExecutor(RunRegistry):
+    def __init__(self, env: RunEnvironment):
+        super().__init__()
+        self.env = env
 
     async def submit(self, request: RunRequest) -> JobRun:
         """Start (or keep) the run for this request's content generation."""
@@ -33,14 +50,7 @@ class InlineExecutor:
             log.info("%s/%s: spec changed, stopping the run of generation %s",
                      request.namespace, request.name, current.content_generation)
             await current.cancel()
-        run = JobRun(request, self.env)
-        self.runs[request.uid] = run
-        run.start().add_done_callback(lambda _task, uid=request.uid, run=run: self._forget(uid, run))
-        return run
-
-    def _forget(self, uid: str, run: JobRun) -> None:
-        if self.runs.get(uid) is run:
-            del self.runs[uid]
+        return self._track(request.uid, JobRun(request, self.env))
 
     async def cancel(self, uid: str) -> bool:
         """Stop the VideoJob's run, if any (deletion). True if one was running."""

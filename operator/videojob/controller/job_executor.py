@@ -35,7 +35,8 @@ from videojob.api import conditions as C
 from videojob.api.models import API_GROUP, API_VERSION, PLURAL, VideoJobStatus
 from videojob.controller import decisions
 from videojob.controller.events import WARNING, JobEvent, transition_event
-from videojob.controller.jobrun import RunEnvironment, RunRequest
+from videojob.controller.executor import RunRegistry
+from videojob.controller.jobrun import RunEnvironment, RunHandle, RunRequest
 from videojob.controller.jobspec import LABEL_VIDEOJOB, QUEUE_LABEL, attempt_verdict, build_job, job_name, job_outcome
 from videojob.controller.status_writer import nulls_for_removed
 from videojob.pipeline.status import StatusTracker
@@ -160,7 +161,7 @@ def _owner_uid(obj: dict[str, Any]) -> str | None:
     return None
 
 
-class KubeJobRun:
+class KubeJobRun(RunHandle):
     """One content generation of one VideoJob, executed as Jobs (one per attempt)."""
 
     def __init__(self, request: RunRequest, env: RunEnvironment, executor: "JobExecutor"):
@@ -191,14 +192,6 @@ class KubeJobRun:
         self.task: asyncio.Task | None = None
 
     # ------------------------------------------------------------------------------ control
-
-    @property
-    def content_generation(self) -> int:
-        return self.request.content_generation
-
-    @property
-    def done(self) -> bool:
-        return self.task is not None and self.task.done()
 
     def start(self) -> asyncio.Task:
         self.task = asyncio.create_task(self._main(), name=f"videojob-jobs:{self.request.namespace}/{self.request.name}")
@@ -438,13 +431,13 @@ class KubeJobRun:
 
 
 
-class JobExecutor:
+class JobExecutor(RunRegistry):
     """Runs VideoJob generations as Kubernetes Jobs; the same interface as `InlineExecutor`."""
 
     def __init__(self, env: RunEnvironment, jobs: JobsClient | None = None):
+        super().__init__()
         self.env = env
         self._jobs = jobs
-        self.runs: dict[str, KubeJobRun] = {}
         self._by_job: dict[tuple[str, str], KubeJobRun] = {}
         # Jobs seen on the watch, by owner uid: what to delete when a VideoJob goes away, even
         # Jobs of runs this process never supervised (finished ones, or before a restart).
@@ -458,10 +451,6 @@ class JobExecutor:
 
     # ------------------------------------------------------------------ executor interface
 
-    def live(self, uid: str) -> KubeJobRun | None:
-        run = self.runs.get(uid)
-        return run if run is not None and not run.done else None
-
     async def submit(self, request: RunRequest) -> KubeJobRun:
         current = self.live(request.uid)
         if current is not None and current.content_generation == request.content_generation:
@@ -470,10 +459,7 @@ class JobExecutor:
         if current is not None:
             log.info("%s/%s: spec changed, deleting Job %s", request.namespace, request.name, current.job_name)
             await current.cancel(delete_job=True)
-        run = KubeJobRun(request, self.env, self)
-        self.runs[request.uid] = run
-        run.start().add_done_callback(lambda _t, uid=request.uid, run=run: self._forget(uid, run))
-        return run
+        return self._track(request.uid, KubeJobRun(request, self.env, self))
 
     async def cancel(self, uid: str) -> bool:
         """The VideoJob is being deleted: stop supervising and delete all its Jobs."""
@@ -489,10 +475,6 @@ class JobExecutor:
         runs = list(self.runs.values())
         self.runs.clear()
         await asyncio.gather(*(run.cancel(delete_job=False) for run in runs), return_exceptions=True)
-
-    def _forget(self, uid: str, run: KubeJobRun) -> None:
-        if self.runs.get(uid) is run:
-            del self.runs[uid]
 
     # ------------------------------------------------------------------------- watch feed
 

@@ -63,7 +63,22 @@ class RunEnvironment:
     sandbox: Any = None
 
 
-class JobRun:
+class RunHandle:
+    """What an executor keeps for a VideoJob: the task running one content generation."""
+
+    request: RunRequest
+    task: asyncio.Task | None = None
+
+    @property
+    def content_generation(self) -> int:
+        return self.request.content_generation
+
+    @property
+    def done(self) -> bool:
+        return self.task is not None and self.task.done()
+
+
+class JobRun(RunHandle):
     def __init__(self, request: RunRequest, env: RunEnvironment):
         self.request = request
         self.env = env
@@ -97,14 +112,6 @@ class JobRun:
         self.task: asyncio.Task | None = None
 
     # ------------------------------------------------------------------------------ control
-
-    @property
-    def content_generation(self) -> int:
-        return self.request.content_generation
-
-    @property
-    def done(self) -> bool:
-        return self.task is not None and self.task.done()
 
     def start(self) -> asyncio.Task:
         with job_context(self.request.namespace, self.request.name, self.request.generation):  # every log line of the run
