@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, WithJsonSchema, field_validator
 from pydantic.alias_generators import to_camel
 
 API_GROUP = "videogen.io"
@@ -30,6 +30,8 @@ Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 MAX_SCENES = 50
 MAX_PROMPT_CHARS = 20_000
 MAX_CODE_CHARS = 200_000
+# Spoken text of one scene: ~2 minutes of speech; under Amazon Polly's 3,000 characters a request.
+MAX_NARRATION_CHARS = 2000
 
 
 class _Model(BaseModel):
@@ -78,9 +80,28 @@ class StoryboardScene(_Model):
         Field(max_length=10, description="Optional bullet points."),
     ] = []
     shape: Annotated[Shape, Field(description="Optional illustration drawn beside the text.")] = Shape.none
+    math: Annotated[
+        str | None, Field(min_length=1, max_length=1000, description="Optional LaTeX formula, rendered with MathTex.")
+    ] = None
+    narration: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=MAX_NARRATION_CHARS,
+            description="Optional spoken text; the scene lasts at least as long as its narration.",
+        ),
+    ] = None
     duration_seconds: Annotated[
-        float, Field(ge=1, le=60, description="How long the scene lasts, in seconds.")
+        float,
+        Field(ge=1, le=60, description="How long the scene lasts, in seconds (grows to fit the narration)."),
     ] = 4
+
+    @field_validator("narration", "math")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be blank (leave the field out instead)")
+        return value
 
 
 class Storyboard(_Model):
@@ -183,6 +204,42 @@ class PodTemplate(_Model):
     priority_class_name: Annotated[str | None, Field(max_length=253)] = None
 
 
+class NarrationEngine(str, Enum):
+    piper = "piper"
+    polly = "polly"
+    none = "none"
+
+
+# `subtitles: true | false | burnIn`. A structural schema cannot type a boolean-or-string field,
+# so the CRD leaves this node open and the operator validates it (as it re-validates every spec).
+SubtitleMode = Annotated[
+    StrictBool | Literal["burnIn"],
+    WithJsonSchema({"x-kubernetes-preserve-unknown-fields": True,
+                    "description": "true (sidecar files), false (none) or burnIn (also drawn into the video)."}),
+]
+
+
+class NarrationSpec(_Model):
+    engine: Annotated[
+        NarrationEngine | None,
+        Field(description="piper (offline, default when a scene has narration), polly (Amazon Polly) or none."),
+    ] = None
+    voice: Annotated[
+        str | None,
+        Field(min_length=1, max_length=500,
+              description="Piper: en_US-joe-medium (default) or the path of an .onnx voice; Polly: a voice id (Joanna)."),
+    ] = None
+    speed: Annotated[float, Field(ge=0.5, le=2.0, description="Speaking rate; 1.0 is the voice's own.")] = 1.0
+    subtitles: SubtitleMode = True
+
+    @field_validator("subtitles", mode="before")
+    @classmethod
+    def _subtitle_mode(cls, value: Any) -> Any:
+        if value is True or value is False or value == "burnIn":
+            return value
+        raise ValueError(f"must be true, false or burnIn (got {value!r})")
+
+
 class VideoJobSpec(_Model):
     topic: Annotated[str, Field(min_length=1, max_length=200, description="What the video is about.")]
     description: Annotated[str | None, Field(max_length=4000)] = None
@@ -212,6 +269,9 @@ class VideoJobSpec(_Model):
     pod_template: Annotated[
         PodTemplate | None, Field(description="Pod settings when runs execute as Kubernetes Jobs.")
     ] = None
+    narration: Annotated[
+        NarrationSpec | None, Field(description="Voice-over and subtitles for scenes with narration.")
+    ] = None
 
     @property
     def source(self) -> Literal["code", "storyboard", "prompt", "none"]:
@@ -240,6 +300,7 @@ class Phase(str, Enum):
 class Stage(str, Enum):
     Queued = "Queued"
     Planning = "Planning"
+    Narrating = "Narrating"
     GeneratingCode = "GeneratingCode"
     Rendering = "Rendering"
     Combining = "Combining"
@@ -277,6 +338,7 @@ class StageStatus(_StatusModel):
 class Outputs(_StatusModel):
     video_uri: str | None = Field(default=None, alias="videoURI")
     code_uri: str | None = Field(default=None, alias="codeURI")
+    subtitles_uri: str | None = Field(default=None, alias="subtitlesURI")
     size_bytes: int | None = None
     duration_seconds: float | None = None
     sha256: str | None = None
@@ -304,6 +366,7 @@ class Usage(_StatusModel):
     llm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    tts_characters: int = 0
 
 
 class Condition(_StatusModel):

@@ -7,14 +7,20 @@ scenes are joined by remuxing packets (no re-encoding: fast, lossless).
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
+
+from videojob.pipeline.narration.burnin import CuePainter
+from videojob.pipeline.narration.speech import read_wav
+from videojob.pipeline.narration.subtitles import Cue
 
 
 @dataclass(frozen=True)
@@ -82,3 +88,110 @@ def concat(inputs: list[Path], output: Path) -> Path:
                 offset = last_end
     os.replace(tmp, output)
     return output
+
+
+# ------------------------------------------------------------------------------- narration
+
+
+@dataclass
+class SceneClip:
+    """One rendered scene and its narration (a mono 16-bit WAV starting with the scene)."""
+
+    video: Path
+    audio: Path | None = None
+    cues: list[Cue] = field(default_factory=list)  # seconds from the scene's start
+
+
+@dataclass
+class Soundtrack:
+    cues: list[Cue]  # seconds from the start of the video, in order
+    scene_starts: list[float]  # where each scene starts in the video, in seconds
+    padded_frames: int  # frames added to scenes shorter than their narration
+
+
+def _scene_audio(clip: SceneClip, rate: int | None) -> tuple[np.ndarray, int | None]:
+    if clip.audio is None:
+        return np.zeros(0, np.int16), rate
+    samples, clip_rate = read_wav(clip.audio)
+    if rate is not None and clip_rate != rate:  # one engine per video, so only for foreign WAVs
+        positions = np.linspace(0, len(samples) - 1, round(len(samples) * rate / clip_rate))
+        samples = np.interp(positions, np.arange(len(samples)), samples).astype(np.int16)
+    return samples, rate or clip_rate
+
+
+def _encode_audio(out, stream, track: np.ndarray, rate: int) -> None:
+    for start in range(0, len(track), 1024):
+        chunk = track[start:start + 1024]
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+
+
+def combine_narrated(clips: list[SceneClip], output: Path, *, burn_in: bool = False) -> Soundtrack:
+    """Join scenes into one MP4 with an AAC narration track (written atomically).
+
+    Every scene lasts at least its narration: a scene that comes out shorter is padded with its
+    last frame, never cut. Each scene's audio starts exactly at its first frame (its start is
+    counted in frames), so audio and pictures never drift apart at scene boundaries. The video
+    is re-encoded (H.264, same size and frame rate) because padded frames and burned-in
+    subtitles are new pictures.
+    """
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.stem}.{uuid.uuid4().hex[:8]}{output.suffix}")
+    audios, rate = [], None
+    for clip in clips:
+        samples, rate = _scene_audio(clip, rate)
+        audios.append(samples)
+    rate = rate or 22050
+    cues, starts, padded, frame_index = [], [], 0, 0
+    with av.open(str(clips[0].video)) as first:
+        template = first.streams.video[0]
+        fps = Fraction(template.average_rate or template.guessed_rate or 30)
+        width, height = template.codec_context.width, template.codec_context.height
+    with av.open(str(tmp), "w", format="mp4") as out:
+        video = out.add_stream("libx264", rate=fps, options={"crf": "20", "preset": "veryfast"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        audio = out.add_stream("aac", rate=rate, layout="mono")
+        painter = CuePainter(width, height) if burn_in else None
+        for clip, samples in zip(clips, audios):
+            start = Fraction(frame_index) / fps
+            starts.append(float(start))
+            scene_cues = [Cue(start=float(start) + c.start, end=float(start) + c.end, text=c.text) for c in clip.cues]
+            cues += scene_cues
+            needed = math.ceil(Fraction(len(samples), rate) * fps)
+            frame_index, pad = _encode_scene(out, video, clip.video, frame_index, needed, fps, (width, height), painter, scene_cues)
+            padded += pad
+        out.mux(video.encode(None))
+        track = np.zeros(round(Fraction(frame_index) / fps * rate), np.int16)
+        for start, samples in zip(starts, audios):
+            at = round(start * rate)
+            piece = samples[: max(0, len(track) - at)]
+            track[at:at + len(piece)] = piece
+        _encode_audio(out, audio, track, rate)
+    os.replace(tmp, output)
+    return Soundtrack(cues, starts, padded)
+
+
+def _encode_scene(out, stream, path: Path, first_index: int, min_frames: int, fps: Fraction,
+                  size: tuple[int, int], painter, cues: list[Cue]) -> tuple[int, int]:
+    """Re-encode one scene's frames from `first_index`, padding with the last frame up to
+    `min_frames`; returns (the next frame index, frames padded)."""
+    index, last, padded = first_index, None, 0
+
+    def emit(frame) -> None:
+        nonlocal index
+        if painter is not None:
+            frame = painter.paint(frame, float(Fraction(index) / fps), cues)
+        frame.pts, frame.time_base = index, Fraction(1) / fps
+        out.mux(stream.encode(frame))
+        index += 1
+
+    with av.open(str(path)) as src:
+        for frame in src.decode(video=0):
+            last = frame.reformat(size[0], size[1], "yuv420p")
+            emit(last)
+    while last is not None and index - first_index < min_frames:
+        emit(last)
+        padded += 1
+    return index, padded
