@@ -18,14 +18,19 @@ Rules:
   `VGroup(...).arrange(DOWN, aligned_edge=LEFT)` and `.scale_to_fit_width(12)` when something is
   wide, so nothing leaves the frame or overlaps. Remove (FadeOut) what is no longer needed.
 - Text: `Text(..., font_size=40..48)` for titles, 24..32 for body text; at most ~50 characters a line
-  (split longer text over several Text objects). Use `MathTex` only when a formula needs it.
+  (split longer text over several Text objects).
+- Math: write every formula, equation or symbol with `MathTex(r"...")` (LaTeX is installed), e.g.
+  `MathTex(r"e^{{i\\pi}} + 1 = 0")`, `MathTex(r"\\int_0^1 x^2\\,dx = \\frac{{1}}{{3}}")`; never spell math in
+  `Text`. Animate it with `Write`, highlight parts with `Indicate` or `SurroundingRectangle`.
 - Cheat-sheet: Create, Write, FadeIn, FadeOut, Transform, ReplacementTransform, Indicate, GrowArrow,
   self.play(anim, ..., run_time=s), self.wait(s), obj.animate.shift(RIGHT).set_color(RED),
   Axes(x_range=[-3, 3, 1], y_range=[-2, 2, 1], x_length=6, y_length=4).plot(lambda x: x**2, color=BLUE),
   Circle(radius=1), Square(side_length=2), Triangle(), Rectangle(width=4, height=2), Arrow(LEFT, RIGHT),
   Dot(point), Line(a, b), NumberPlane(), SurroundingRectangle(obj); colours BLUE, RED, GREEN, YELLOW,
   ORANGE, WHITE, GREY; directions UP, DOWN, LEFT, RIGHT, UL, UR, DL, DR, ORIGIN.
-- Make the scene last about {duration} seconds in total (sum of run_time and wait).
+- Make the scene last about {duration} seconds in total (sum of run_time and wait). When the scene
+  has narration, a voice speaks for that long: spread the animations over the whole time, showing
+  each idea while it is spoken, and do not end before the voice does.
 {tools_note}Answer with the complete code in one ```python block and nothing else."""
 
 TOOLS_NOTE = (
@@ -72,7 +77,10 @@ PLAN_SYSTEM = """\
 You plan short educational videos made of Manim scenes. Answer with JSON only, no prose:
 {{"scenes": [{{"title": str, "goal": str, "visual_elements": [str], "narration": str,
 "duration_seconds": number between 2 and 60}}]}}
-Use 1 to {max_scenes} scenes; each scene shows one idea that fits on one 16:9 screen."""
+Use 1 to {max_scenes} scenes; each scene shows one idea that fits on one 16:9 screen.
+"narration" is what a narrator says while the scene plays: one to four plain spoken sentences
+(formulas said in words, no markup), about 2.5 words per second of the scene's duration.
+Name formulas the scene should show in "visual_elements" in LaTeX (they are drawn with MathTex)."""
 
 PLAN_PROMPT = ChatPromptTemplate.from_messages(
     [
