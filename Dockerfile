@@ -39,7 +39,7 @@ LABEL org.opencontainers.image.title="videojob-operator" \
 # Manim's run-time libraries and fonts only (no compiler, no headers); tini reaps render children.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libpango-1.0-0 libpangocairo-1.0-0 libcairo2 fonts-dejavu-core fontconfig tini \
+      libpango-1.0-0 libpangocairo-1.0-0 libcairo2 fonts-dejavu-core fonts-droid-fallback fontconfig tini \
  && if [ "$WITH_TEX" = "true" ]; then \
       apt-get install -y --no-install-recommends texlive-latex-base texlive-latex-extra dvisvgm; \
     fi \

@@ -7,9 +7,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # Manim builds pycairo/manimpango from source: pango/cairo headers, a compiler, pkg-config.
-DEMO_PACKAGES := libpango1.0-dev pkg-config build-essential python3-dev python3-venv fonts-dejavu-core
-# Tests also use promtool + prometheus (metrics) and lua5.4 (Argo CD health script).
-TEST_PACKAGES := $(DEMO_PACKAGES) prometheus lua5.4
+DEMO_PACKAGES := libpango1.0-dev pkg-config build-essential python3-dev python3-venv fonts-dejavu-core \
+                 fonts-droid-fallback
+# Tests also use promtool + prometheus (metrics), lua5.4 (Argo CD health script) and tesseract-ocr
+# (reads burned-in subtitles back from frames).
+TEST_PACKAGES := $(DEMO_PACKAGES) prometheus lua5.4 tesseract-ocr
 
 .PHONY: demo test system-deps system-test-deps venv clean
 

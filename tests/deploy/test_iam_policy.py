@@ -38,8 +38,23 @@ def test_only_allow_statements_without_wildcard_actions_or_resources(statements)
         assert s["Effect"] == "Allow", sid
         for action in actions(s):
             assert "*" not in action, (sid, action)
+        if sid == "NarrationSpeech":
+            continue  # Polly's SynthesizeSpeech has no resource type: IAM takes only "*" (see below)
         for resource in resources(s):
             assert resource != "*" and not resource.endswith(":*"), (sid, resource)
+
+
+def test_polly_may_only_synthesize_speech_in_the_configured_region(statements):
+    """Narration with `engine: polly`: SynthesizeSpeech alone (no lexicon or task management);
+    Polly defines no resource for it, so the statement is narrowed by region instead."""
+    s = statements["NarrationSpeech"]
+    assert actions(s) == {"polly:SynthesizeSpeech"} and resources(s) == ["*"]
+    assert s["Condition"] == {"StringEquals": {"aws:RequestedRegion": "REGION"}}
+    engine = (ROOT / "operator" / "videojob" / "pipeline" / "narration" / "polly_engine.py").read_text()
+    calls = {node.func.attr for node in ast.walk(ast.parse(engine)) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Attribute)
+             and node.func.value.attr == "client"}
+    assert calls == {"synthesize_speech"}
 
 
 def test_objects_are_writable_only_under_the_designs_key_prefixes(statements):

@@ -86,7 +86,7 @@ async def test_an_unreachable_polly_is_a_transient_failure_after_the_shared_retr
     for name, value in {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "x",
                         "AWS_SECRET_ACCESS_KEY": "x", "AWS_EC2_METADATA_DISABLED": "true"}.items():
         monkeypatch.setenv(name, value)
-    engine = PollyEngine("Joanna", 1.0, load_aws_config(max_retries=1), initial_retry_delay=0.01)
+    engine = PollyEngine("Joanna", 1.0, load_aws_config(max_retries=1))
     with pytest.raises(TransientError, match="polly SynthesizeSpeech failed"):
         await engine.synthesize(engine.request("<speak>Hi.</speak>", "pcm"))
 

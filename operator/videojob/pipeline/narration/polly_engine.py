@@ -1,5 +1,5 @@
-"""Amazon Polly: neural voices, through the same AWS configuration, retry layer and error classes
-as S3 and DynamoDB (`storage.aws_config`, `storage.retry`).
+"""Amazon Polly: neural voices, through the same AWS configuration, retry layer (botocore's) and error
+classes as S3 and DynamoDB (`storage.aws_config`, `storage.retry`).
 
 One scene is two `SynthesizeSpeech` requests over the same SSML document: the audio (16 kHz PCM)
 and its word speech marks (JSON lines with the time and the byte offset of every word). Each
@@ -18,11 +18,12 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
+from videojob import metrics
 from videojob.pipeline.errors import PipelineError
 from videojob.pipeline.narration.errors import NarrationInvalid, NarrationUnavailable
 from videojob.pipeline.narration.speech import LEAD_IN_SECONDS, TAIL_SECONDS, Speech
 from videojob.storage.aws_config import AWSConfig
-from videojob.storage.retry import AWSError, botocore_config, error_code, is_retryable, operation_retrying
+from videojob.storage.retry import AWSError, botocore_config, error_code, is_retryable
 
 DEFAULT_VOICE = "Joanna"
 SAMPLE_RATE = 16000  # neural voices give PCM at 8 or 16 kHz
@@ -81,11 +82,10 @@ def speech_from_polly(pcm: bytes, marks: list[dict[str, Any]], offsets: list[int
 class PollyEngine:
     name = "polly"
 
-    def __init__(self, voice: str | None, speed: float, aws: AWSConfig, *, initial_retry_delay: float = 1.0):
+    def __init__(self, voice: str | None, speed: float, aws: AWSConfig):
         self.voice = voice or DEFAULT_VOICE
         self.speed = speed
         self.aws = aws
-        self.initial_retry_delay = initial_retry_delay
         self._client = None
 
     @property
@@ -110,20 +110,18 @@ class PollyEngine:
         return params
 
     async def synthesize(self, params: dict[str, Any]) -> bytes:
-        """One SynthesizeSpeech call under the shared retry policy; errors classified."""
+        """One SynthesizeSpeech call. Retries are botocore's (the one AWS retry layer: throttling,
+        5xx and connection errors, `AWS_MAX_RETRIES`); what still fails is classified."""
         def call() -> bytes:
             response = self.client.synthesize_speech(**params)
             with response["AudioStream"] as stream:
                 return stream.read()
 
         try:
-            async for attempt in operation_retrying("polly", "SynthesizeSpeech", self.aws.max_retries,
-                                                    initial_delay=self.initial_retry_delay):
-                with attempt:
-                    return await asyncio.to_thread(call)
+            return await asyncio.to_thread(call)
         except Exception as exc:  # noqa: BLE001 - classified below, never raised raw to the user
+            metrics.record_aws_error("polly", "SynthesizeSpeech", is_retryable(exc))
             raise self._classify(AWSError("polly", "SynthesizeSpeech", exc)) from None
-        raise AssertionError("unreachable")
 
     def _classify(self, error: AWSError) -> PipelineError:
         if error_code(error.cause) in _VOICE_ERRORS:
