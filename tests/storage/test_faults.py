@@ -7,7 +7,7 @@ import os
 import pytest
 from prometheus_client import REGISTRY
 
-from videojob.agents.publisher import AWSPublisher
+from videojob.storage.aws_publisher import AWSPublisher
 from videojob.pipeline.errors import UploadFailed
 from videojob.storage.aws_service import VideoMetadata
 from videojob.storage.local import LocalVersionStore
@@ -77,7 +77,7 @@ async def test_throttled_dynamodb_write_is_retried(tmp_path, make_service, fault
     outcome = await publisher.upload(art)
     is_put = lambda r: r.dynamodb_operation == "PutItem"  # noqa: E731
     fault_proxy.fail(2, 400, "ProvisionedThroughputExceededException", is_put)
-    record = await publisher.record(art, outcome)
+    record = (await publisher.record(art, outcome)).record
     assert fault_proxy.count(is_put) == 1 + 3  # the reservation, then the record after two throttles
     assert (await service.latest_version("demo", "fourier")).version == record.version
 
@@ -114,7 +114,7 @@ async def test_access_denied_degrades_gracefully_unless_required(tmp_path, make_
     assert outcome.upload_status == "failed_graceful"
     assert "AccessDenied" in outcome.error
     assert outcome.video_uri.startswith("file://")
-    record = await publisher.record(art, outcome)
+    record = (await publisher.record(art, outcome)).record
     assert record.status == "local_only"
     assert (store.version_dir("demo", "fourier", 1) / "fourier.mp4").read_bytes() == art.video.read_bytes()
 

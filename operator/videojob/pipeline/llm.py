@@ -32,6 +32,7 @@ import re
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any, Sequence
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
@@ -563,20 +564,18 @@ async def _run_tool(tools: dict[str, Any], call: dict[str, Any]) -> ToolMessage:
 # -------------------------------------------------------------------------- pipeline glue
 
 
-def chat_client(ctx: Any, what: str = "spec.prompt") -> ChatLLM:
-    """The run's ChatLLM (built once per run and kept in ctx.extra), with the response cache
-    under `<cache_dir>/../llm` when the model has a configured name to key it by."""
-    client = ctx.extra.get("chat_llm")
-    if client is None:
-        llm = require_model(ctx.llm, what)
-        client = ChatLLM.wrap(llm, ctx.llm_model_name)
-        if isinstance(llm, ChatLLM) or ctx.llm_model_name:
-            # An anonymous model (no name) cannot be told apart from another one: no cache then.
-            client = client.with_cache(ResponseCache(ctx.cache_dir.parent / "llm"))
-        ctx.extra["chat_llm"] = client
+def prepare(llm: Any, name: str | None, cache_root: Path) -> ChatLLM | None:
+    """The run's `ChatLLM` from what the caller gave (a ChatLLM, a LangChain model or None), with
+    the answer cache under `cache_root` when the model has a name to key it by."""
+    if llm is None:
+        return None
+    client = ChatLLM.wrap(llm, name)
+    if isinstance(llm, ChatLLM) or name:
+        # An anonymous model (no name) cannot be told apart from another one: no cache then.
+        client = client.with_cache(ResponseCache(cache_root))
     return client
 
 
-async def invoke(llm: Any, messages: list[BaseMessage] | Any, usage: dict[str, int], stage: str = "") -> AIMessage:
-    """Call `llm` once (retries, timeout and fallbacks when it is a ChatLLM) and count usage."""
-    return await ChatLLM.wrap(llm).ainvoke(messages, usage=usage, stage=stage)
+def chat_client(ctx: Any, what: str = "spec.prompt") -> ChatLLM:
+    """The run's ChatLLM; raises LLMNotConfigured naming `what` when the run has none."""
+    return require_model(ctx.llm, what)

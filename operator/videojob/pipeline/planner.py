@@ -133,4 +133,7 @@ async def plan_scenes(ctx: PipelineContext, state: VideoGenerationState) -> dict
     else:
         raise InvalidContent("spec: needs one content source: spec.code, spec.storyboard or spec.prompt", stage="Planning")
     update["usage"] = dict(usage)
+    count = len(update["scenes"])
+    ctx.progress.set_scene_count(count)  # now the run knows how many steps it has
+    await ctx.progress.step(f"planned {count} scene(s)")
     return update
