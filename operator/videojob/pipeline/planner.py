@@ -57,7 +57,7 @@ def _first_line(exc: Exception) -> str:
 async def plan_from_prompt(ctx: PipelineContext, state: VideoGenerationState, usage: dict[str, int]) -> Plan:
     """Ask the model for a plan (`PLAN_PROMPT | model`); when the answer does not parse or
     validate, one repair round shows the model its answer and what was wrong with it."""
-    client = llm_mod.chat_client(ctx, "spec.prompt")
+    client = llm_mod.require_model(ctx.llm, "spec.prompt")
     spec = ctx.job.spec
     values = {
         "topic": spec.topic,
