@@ -14,16 +14,14 @@ import uuid
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 from videojob.api.manifest import InvalidVideoJob
 from videojob.api.models import Phase, UploadState, VideoJob, VideoJobStatus
 from videojob.config import ConfigError, Settings
-from videojob.pipeline import llm as llm_mod
 from videojob.pipeline.context import PipelineContext, StageGate, open_gate
 from videojob.pipeline.errors import InvalidContent, PipelineError, TransientError
 from videojob.pipeline.graph import compiled_graph, stages_for
-from videojob.pipeline.llm import ChatLLM
 from videojob.pipeline.progress import Progress, ProgressCallback
 from videojob.pipeline.sandbox import Sandbox, SandboxLimits
 from videojob.pipeline.state import VideoGenerationState
@@ -31,6 +29,9 @@ from videojob.pipeline.status import StatusTracker
 from videojob.storage.aws_config import load_aws_config
 from videojob.storage.local import LocalPublisher, LocalVersionStore
 from videojob.storage.records import Publisher, UploadProgressCallback
+
+if TYPE_CHECKING:
+    from videojob.pipeline.llm import ChatLLM
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +105,18 @@ def resolve_inputs(
 ) -> RunInputs:
     """The job's model (with the answer cache beside the render cache) and publisher.
     Raises InvalidVideoJob, PipelineError or ConfigError."""
-    if llm is _UNSET:
-        llm = llm_mod.resolve_model(job.spec.llm, settings.llm_model, credentials)
-    check_runnable(job, llm)
-    chat = llm_mod.prepare(llm, llm_mod.model_name(job.spec.llm, settings.llm_model), cache_dir.parent / "llm")
+    spec = job.spec
+    wants_model = spec.source == "prompt" or spec.editing is not None or bool(spec.llm and spec.llm.model)
+    if llm is _UNSET and not wants_model:
+        llm = None  # the operator's default model is not even built for jobs that need none
+    chat = None
+    if llm is not None:
+        from videojob.pipeline import llm as llm_mod  # the LLM stack loads only for jobs that use it
+
+        if llm is _UNSET:
+            llm = llm_mod.resolve_model(spec.llm, settings.llm_model, credentials)
+        chat = llm_mod.prepare(llm, llm_mod.model_name(spec.llm, settings.llm_model), cache_dir.parent / "llm")
+    check_runnable(job, chat)
     return RunInputs(chat, publisher or make_publisher(store_root))
 
 
