@@ -54,8 +54,10 @@ def _messages(ctx: PipelineContext, state: VideoGenerationState, scene: SceneSta
     from videojob.pipeline.prompts import CODEGEN_PROMPT, EDIT_PROMPT, REPAIR_PROMPT
 
     count = len(state.scenes)
+    # A narrated scene lasts at least as long as its voice: the model is told the spoken length.
+    seconds = max(scene.duration_seconds or 6, scene.spoken_seconds or 0)
     common = {
-        "class_name": scene.class_name, "duration": f"{scene.duration_seconds or 6:g}", "tools_note": tools_note,
+        "class_name": scene.class_name, "duration": f"{seconds:.3g}", "tools_note": tools_note,
         "number": scene.index + 1, "count": count, "title": scene.title,
     }
     if scene.history:
@@ -113,7 +115,7 @@ async def generate_code(ctx: PipelineContext, state: VideoGenerationState) -> di
         elif state.source == "code":
             scene.code = spec.code
         else:
-            scene.code = generate_scene_code(spec.storyboard.scenes[scene.index], scene.index)
+            scene.code = generate_scene_code(spec.storyboard.scenes[scene.index], scene.index, scene.spoken_seconds)
         scene.status = "coded"
         scene.error = None
         if first:

@@ -1,8 +1,8 @@
 """The pipeline as a LangGraph StateGraph: its nodes, the router, and the builder.
 
-    plan -> generate_code -> render --(all rendered)--> combine -> upload -> record -> END
-                  ^             |
-                  +--(a scene failed, attempts left)
+    plan -> narrate -> generate_code -> render --(all rendered)--> combine -> upload -> record -> END
+                             ^             |
+                             +--(a scene failed, attempts left)
 
 Each node is a plain async function of (context, state) in its own module that returns a partial
 state update; nothing passes between nodes outside the state. This file wires them and wraps
@@ -22,7 +22,7 @@ from langgraph.runtime import Runtime
 
 from videojob import metrics
 from videojob.api.models import Stage, VideoJob
-from videojob.pipeline import codegen, planner, publish, render
+from videojob.pipeline import codegen, narrate, planner, publish, render
 from videojob.pipeline.context import PipelineContext
 from videojob.pipeline.errors import PipelineError
 from videojob.pipeline.state import VideoGenerationState
@@ -37,10 +37,12 @@ class Node:
     name: str  # the node's name in the graph
     stage: Stage  # what status.currentStage shows while it runs
     run: NodeFn
+    applies: Callable[[VideoJob], bool] | None = None  # optional stages: whether a job has it
 
 
 NODES: tuple[Node, ...] = (
     Node("plan", Stage.Planning, planner.plan_scenes),
+    Node("narrate", Stage.Narrating, narrate.narrate_scenes, applies=narrate.narrated),
     Node("generate_code", Stage.GeneratingCode, codegen.generate_code),
     Node("render", Stage.Rendering, render.render_scenes),
     Node("combine", Stage.Combining, publish.combine),
@@ -51,7 +53,7 @@ NODES: tuple[Node, ...] = (
 
 def stages_for(job: VideoJob) -> list[Stage]:
     """The stages a run of `job` goes through, in order (optional stages only when it uses them)."""
-    return run_stages()
+    return run_stages(*(n.stage for n in NODES if n.applies is not None and n.applies(job)))
 
 
 def route_after_render(state: VideoGenerationState) -> Literal["combine", "generate_code"]:
@@ -65,6 +67,8 @@ def _in_stage(node: Node) -> StateNode:
 
     async def run(state: VideoGenerationState, runtime: Runtime[PipelineContext]) -> dict[str, Any]:
         ctx = runtime.context
+        if node.applies is not None and not node.applies(ctx.job):
+            return {}  # an optional stage this job does not have: no status, no metrics
         await ctx.before_stage(stage)
         await ctx.progress.stage_started(stage)
         started = time.monotonic()
@@ -90,7 +94,8 @@ def compiled_graph() -> CompiledStateGraph:
     for node in NODES:
         builder.add_node(node.name, _in_stage(node))
     builder.add_edge(START, "plan")
-    builder.add_edge("plan", "generate_code")
+    builder.add_edge("plan", "narrate")
+    builder.add_edge("narrate", "generate_code")
     builder.add_edge("generate_code", "render")
     builder.add_conditional_edges("render", route_after_render, ["combine", "generate_code"])
     builder.add_edge("combine", "upload")

@@ -124,7 +124,7 @@ def _plan_storyboard(storyboard: Storyboard) -> Update:
         "scenes": [
             SceneState(
                 index=i, title=s.title, class_name=scene_class_name(i), duration_seconds=s.duration_seconds,
-                narration=s.text, visual_elements=[s.shape] if s.shape != "none" else [],
+                narration=s.narration, visual_elements=[s.shape] if s.shape != "none" else [],
             )
             for i, s in enumerate(storyboard.scenes)
         ]

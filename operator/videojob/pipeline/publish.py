@@ -12,7 +12,8 @@ from typing import Any
 
 from videojob.api.models import Outputs, UploadState
 from videojob.pipeline.context import PipelineContext
-from videojob.pipeline.media import concat, probe, sha256_of
+from videojob.pipeline.media import SceneClip, combine_narrated, concat, probe, sha256_of
+from videojob.pipeline.narration import to_srt, to_webvtt
 from videojob.pipeline.state import VideoGenerationState
 from videojob.storage.records import Artifacts
 
@@ -27,21 +28,46 @@ def combined_code(state: VideoGenerationState, user_code: str | None) -> str:
     return "from manim import *\n\n" + "\n\n".join(parts)
 
 
+def _narrated_combine(ctx: PipelineContext, state: VideoGenerationState, output: Path) -> list[str]:
+    """Join the scenes with their narration track; write the subtitle sidecars unless
+    `spec.narration.subtitles` is false. Returns the sidecar paths."""
+    subtitles = ctx.job.spec.narration.subtitles if ctx.job.spec.narration else True
+    clips = [
+        SceneClip(Path(s.video_path), Path(s.narration_track.audio_path) if s.narration_track else None,
+                  list(s.narration_track.cues) if s.narration_track else [])
+        for s in state.scenes
+    ]
+    soundtrack = combine_narrated(clips, output, burn_in=subtitles == "burnIn")
+    if subtitles is False:
+        return []
+    vtt, srt = output.with_suffix(".vtt"), output.with_suffix(".srt")
+    vtt.write_text(to_webvtt(soundtrack.cues), encoding="utf-8")
+    srt.write_text(to_srt(soundtrack.cues), encoding="utf-8")
+    return [str(vtt), str(srt)]
+
+
 async def combine(ctx: PipelineContext, state: VideoGenerationState) -> dict[str, Any]:
     output = ctx.workdir / f"{state.video_id}.mp4"
     inputs = [Path(s.video_path) for s in state.scenes]
+    narrated = any(s.narration_track for s in state.scenes)
 
     def work():
-        concat(inputs, output)
-        return probe(output), sha256_of(output)
+        sidecars: list[str] = []
+        if narrated:
+            sidecars = _narrated_combine(ctx, state, output)
+        else:
+            concat(inputs, output)
+        return probe(output), sha256_of(output), sidecars
 
-    facts, digest = await asyncio.to_thread(work)
-    await ctx.progress.step(f"{len(inputs)} scene(s) combined: {facts.duration_seconds:.1f} s")
+    facts, digest, sidecars = await asyncio.to_thread(work)
+    voice = ", narrated" + (" with subtitles" if sidecars else "") if narrated else ""
+    await ctx.progress.step(f"{len(inputs)} scene(s) combined: {facts.duration_seconds:.1f} s{voice}")
     return {
         "video_path": str(output),
         "duration_seconds": facts.duration_seconds,
         "size_bytes": facts.size_bytes,
         "sha256": digest,
+        "subtitle_paths": sidecars,
         "combined_code": combined_code(state, ctx.job.spec.code if state.source == "code" and not state.editing_existing_video else None),
     }
 
@@ -67,6 +93,7 @@ def artifacts_of(ctx: PipelineContext, state: VideoGenerationState) -> Artifacts
         code_object_lock=storage.code_object_lock.model_dump() if storage.code_object_lock else None,
         upload=storage.upload and state.enable_aws_upload,
         required=storage.required,
+        subtitles=[Path(p) for p in state.subtitle_paths],
     )
 
 
@@ -110,7 +137,8 @@ async def record(ctx: PipelineContext, state: VideoGenerationState) -> dict[str,
         "record": version,
         "record_table": recorded.table,
         "outputs": Outputs(
-            video_uri=version.video_uri, code_uri=version.code_uri, size_bytes=version.size_bytes,
+            video_uri=version.video_uri, code_uri=version.code_uri, subtitles_uri=version.subtitles_uri,
+            size_bytes=version.size_bytes,
             duration_seconds=version.duration_seconds, sha256=version.sha256, scenes=version.scene_count,
         ),
     }

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from videojob.api.models import Outputs
+from videojob.pipeline.narration import NarrationTrack
 from videojob.storage.records import UploadOutcome, VersionRecord
 
 SceneStatus = Literal["pending", "coded", "rendered", "failed"]
@@ -48,10 +49,16 @@ class SceneState(BaseModel):
     cached: bool = False
     error: str | None = None
     history: list[AttemptRecord] = []
+    narration_track: NarrationTrack | None = None  # the spoken narration (Narrating stage)
 
     @property
     def label(self) -> str:
         return f"scene {self.index + 1} ({self.title!r})"
+
+    @property
+    def spoken_seconds(self) -> float | None:
+        """How long the scene's voice lasts (pauses included), None when it has none."""
+        return self.narration_track.duration_seconds if self.narration_track else None
 
 
 class AgentConfig(BaseModel):
@@ -91,6 +98,7 @@ class VideoGenerationState(BaseModel):
     duration_seconds: float | None = None
     size_bytes: int | None = None
     sha256: str | None = None
+    subtitle_paths: list[str] = []  # the .vtt and .srt sidecars of a narrated video
 
     # Results of Uploading (read by Recording) and Recording (status.outputs and status.record)
     stored: UploadOutcome | None = None

@@ -179,10 +179,10 @@ class StatusTracker:
         return important
 
     def count_usage(self, usage: dict[str, int]) -> None:
-        """LLM calls and tokens of the run so far (`state.usage` / `PipelineContext.usage`)."""
+        """LLM calls and tokens (and narration characters) of the run so far (`state.usage` / `PipelineContext.usage`)."""
         self.status.usage = Usage(
             llm_calls=usage.get("llm_calls", 0), prompt_tokens=usage.get("prompt_tokens", 0),
-            completion_tokens=usage.get("completion_tokens", 0),
+            completion_tokens=usage.get("completion_tokens", 0), tts_characters=usage.get("tts_characters", 0),
         )
 
     def apply_update(self, update: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ THEME = {
     "font": "Sans",  # fontconfig picks a sans-serif face with the script's glyphs
     "title_size": 44,
     "body_size": 28,
-    "math_size": 44,
+    "math_size": 52,
 }
 # Manim's frame is 14.22 x 8 units. Content lives inside these margins.
 _MARGIN_X, _MARGIN_Y = 0.7, 0.5

@@ -122,17 +122,26 @@ class AWSPublisher:
                 topic=artifacts.topic, plan=artifacts.plan, object_lock=artifacts.code_object_lock,
             ),
         )
-        errors = [r for r in (video, code) if isinstance(r, str)]
+        subtitles = None
+        if artifacts.subtitles:
+            subtitles = await self._attempt(
+                f"subtitles upload to s3://{self.service.video_bucket}/"
+                f"{s3.subtitles_key(artifacts.project_id, artifacts.video_id, number, '.vtt')}",
+                required,
+                self.service.upload_subtitles(artifacts.project_id, artifacts.video_id, number, artifacts.subtitles),
+            )
+        errors = [r for r in (video, code, subtitles) if isinstance(r, str)]
         return outcome.model_copy(
             update={
                 "video_uri": video.uri if isinstance(video, UploadResult) else outcome.video_uri,
+                "subtitles_uri": subtitles.uri if isinstance(subtitles, UploadResult) else outcome.subtitles_uri,
                 "code_uri": code.uri if isinstance(code, UploadResult) else outcome.code_uri,
                 "upload_status": UploadState.failed_graceful if errors else UploadState.completed,
                 "code_upload_status": UploadState.completed if isinstance(code, UploadResult) else UploadState.failed_graceful,
                 "bytes_uploaded": artifacts.size_bytes if isinstance(video, UploadResult) else 0,
                 "total_bytes": artifacts.size_bytes,
                 "error": "; ".join(errors) or None,
-                "retries": sum(r.retries for r in (video, code) if isinstance(r, UploadResult)),
+                "retries": sum(r.retries for r in (video, code, subtitles) if isinstance(r, UploadResult)),
                 "remote": True,
             }
         )

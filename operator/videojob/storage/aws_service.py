@@ -235,6 +235,27 @@ class AWSIntegrationService:
             seconds += scene_stored.seconds
         return UploadResult(self.video_bucket, key, total, seconds, retries, keys)
 
+    async def upload_subtitles(self, project_id: str, video_id: str, version: int, files: list[Path]) -> UploadResult:
+        """Upload the subtitle sidecars (`.vtt`, `.srt`) beside the video; the result names the
+        first one (WebVTT when present)."""
+        files = sorted(files, key=lambda p: p.suffix != ".vtt")
+        meta = {"project-id": project_id, "video-id": video_id, "version": version}
+        keys, size, seconds, retries = [], 0, 0.0, 0
+        for path in files:
+            key = s3.subtitles_key(project_id, video_id, version, path.suffix)
+            data = Path(path).read_bytes()
+            before = self._s3_attempts.retries
+            stored = await self._call(
+                "s3", "put_object",
+                lambda k=key, d=data, c=s3.SUBTITLE_TYPES[path.suffix]: self.s3.put_bytes(d, self.video_bucket, k, content_type=c, metadata=meta),
+            )
+            metrics.record_upload("video", stored.size, stored.seconds)
+            retries += self._s3_attempts.retries - before
+            seconds += stored.seconds
+            size += stored.size
+            keys.append(key)
+        return UploadResult(self.video_bucket, keys[0], size, seconds, retries, keys)
+
     async def upload_code(
         self,
         project_id: str,

@@ -152,6 +152,8 @@ class LocalVersionStore:
             (scenes / scene_file(i, ".py")).write_text(code, encoding="utf-8")
         for i, video in enumerate(artifacts.scene_videos):
             _link_or_copy(video, scenes / scene_file(i, ".mp4"))
+        for sidecar in artifacts.subtitles:  # {videoId}.vtt, {videoId}.srt
+            shutil.copyfile(sidecar, partial / f"{artifacts.video_id}{sidecar.suffix}")
         if artifacts.plan is not None:
             (partial / "plan.json").write_text(json.dumps(artifacts.plan, indent=2, ensure_ascii=False))
 
@@ -164,6 +166,10 @@ class LocalVersionStore:
         (partial / RESERVATION).unlink(missing_ok=True)
         os.rename(partial, final)
         return final
+
+
+def _vtt(artifacts: Artifacts) -> Path | None:
+    return next((p for p in artifacts.subtitles if p.suffix == ".vtt"), None)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -201,6 +207,7 @@ class LocalPublisher:
             version=number,
             video_uri=(final / f"{artifacts.video_id}.mp4").as_uri(),
             code_uri=(final / f"{artifacts.video_id}.py").as_uri(),
+            subtitles_uri=(final / f"{artifacts.video_id}.vtt").as_uri() if _vtt(artifacts) else None,
             local_dir=path,
             already_recorded=already,
         )
@@ -223,6 +230,7 @@ def build_record(artifacts: Artifacts, upload: UploadOutcome, status: str = "com
         status=status,
         video_uri=upload.video_uri,
         code_uri=upload.code_uri,
+        subtitles_uri=upload.subtitles_uri,
         size_bytes=artifacts.size_bytes,
         duration_seconds=round(artifacts.duration_seconds, 3),
         scene_count=len(artifacts.scene_codes),

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
@@ -48,6 +48,7 @@ class Artifacts:
     code_object_lock: dict[str, Any] | None = None  # {"mode": ..., "retention_days": ...}
     upload: bool = True  # spec.storage.upload
     required: bool = False  # spec.storage.required
+    subtitles: list[Path] = field(default_factory=list)  # `{videoId}.vtt` and `.srt` of a narrated video
 
     @property
     def video_key(self) -> str:
@@ -63,6 +64,7 @@ class VersionRecord(BaseModel):
     status: str = "completed"
     video_uri: str | None = None
     code_uri: str | None = None
+    subtitles_uri: str | None = None  # the WebVTT sidecar; the SRT one is beside it
     size_bytes: int | None = None
     duration_seconds: float | None = None
     scene_count: int | None = None
@@ -93,6 +95,7 @@ class UploadOutcome(BaseModel):
     version: int
     video_uri: str
     code_uri: str
+    subtitles_uri: str | None = None
     local_dir: Path  # the version's directory in the local store (hidden `.vN.partial` until recorded)
     upload_status: UploadState = UploadState.skipped
     code_upload_status: UploadState = UploadState.skipped

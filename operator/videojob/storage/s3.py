@@ -23,6 +23,7 @@ from videojob.storage.aws_config import AWSConfig
 VIDEO_TYPE = "video/mp4"
 CODE_TYPE = "text/x-python; charset=utf-8"
 JSON_TYPE = "application/json"
+SUBTITLE_TYPES = {".vtt": "text/vtt; charset=utf-8", ".srt": "application/x-subrip; charset=utf-8"}
 
 # Printable ASCII that stays as is in metadata values; everything else (and '%') is percent-encoded,
 # so `urllib.parse.unquote` gives the original text back.
@@ -43,6 +44,11 @@ def code_prefix(project_id: str, video_id: str, version: int) -> str:
 
 def video_key(project_id: str, video_id: str, version: int) -> str:
     return f"{video_prefix(project_id, video_id, version)}/{video_id}.mp4"
+
+
+def subtitles_key(project_id: str, video_id: str, version: int, suffix: str) -> str:
+    """`.vtt` or `.srt` beside the video."""
+    return f"{video_prefix(project_id, video_id, version)}/{video_id}{suffix}"
 
 
 def code_key(project_id: str, video_id: str, version: int) -> str:
