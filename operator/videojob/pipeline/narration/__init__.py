@@ -50,10 +50,15 @@ def _make_engine(name: str, voice: str | None, speed: float, aws_config=None):
 
         return PiperEngine(voice, speed)
     if name == "polly":
+        from videojob.config import ConfigError
+        from videojob.pipeline.errors import PipelineError
         from videojob.pipeline.narration.polly_engine import PollyEngine
         from videojob.storage.aws_config import load_aws_config
 
-        return PollyEngine(voice, speed, aws_config or load_aws_config())
+        try:
+            return PollyEngine(voice, speed, aws_config or load_aws_config())
+        except ConfigError as exc:  # the operator's AWS_* settings, not the spec
+            raise PipelineError(f"invalid configuration: {exc}", reason="InvalidConfiguration") from None
     raise NarrationInvalid(f"spec.narration.engine: unknown engine {name!r}")
 
 
