@@ -219,23 +219,26 @@ async def run_videojob(
                 sandbox=run_sandbox,
                 publisher=inputs.publisher,
                 progress=progress,
-                limits=scene_limits(job, settings),
-                scene_parallelism=settings.scene_parallelism,
-                render_cache_bytes=settings.render_cache_mb * 1024 * 1024,
                 llm=inputs.llm,
-                repair_memory=settings.repair_memory,
                 before_stage=before_stage,
                 upload_callbacks=list(upload_callbacks or []),
+                **tuning(job, settings),
             )
             return await execute(ctx, initial_state(job, quality), tracker)
 
 
-def scene_limits(job: VideoJob, settings: Settings) -> SandboxLimits:
-    return SandboxLimits(
-        timeout_seconds=job.spec.render.scene_timeout_seconds,
-        memory_mb=settings.render_memory_mb,
-        max_output_mb=settings.render_max_output_mb,
-    )
+def tuning(job: VideoJob, settings: Settings) -> dict[str, Any]:
+    """The PipelineContext fields that come from settings: limits, parallelism, cache size."""
+    return {
+        "limits": SandboxLimits(
+            timeout_seconds=job.spec.render.scene_timeout_seconds,
+            memory_mb=settings.render_memory_mb,
+            max_output_mb=settings.render_max_output_mb,
+        ),
+        "scene_parallelism": settings.scene_parallelism,
+        "render_cache_bytes": settings.render_cache_mb * 1024 * 1024,
+        "repair_memory": settings.repair_memory,
+    }
 
 
 async def execute(ctx: PipelineContext, state: VideoGenerationState, tracker: StatusTracker) -> RunResult:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Awaitable, Callable, Literal
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
@@ -83,9 +84,9 @@ def _in_stage(node: Node) -> StateNode:
     return run
 
 
-@cache
-def compiled_graph() -> CompiledStateGraph:
-    """The compiled pipeline graph, built once per process (it holds no run's data)."""
+def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
+    """The pipeline graph, compiled; with a checkpointer, a run can stop and resume between
+    nodes (the state is plain data, the context is given again on resume)."""
     builder = StateGraph(VideoGenerationState, context_schema=PipelineContext)
     for node in NODES:
         builder.add_node(node.name, _in_stage(node))
@@ -96,4 +97,10 @@ def compiled_graph() -> CompiledStateGraph:
     builder.add_edge("combine", "upload")
     builder.add_edge("upload", "record")
     builder.add_edge("record", END)
-    return builder.compile(name="videojob")
+    return builder.compile(checkpointer=checkpointer, name="videojob")
+
+
+@cache
+def compiled_graph() -> CompiledStateGraph:
+    """The compiled pipeline graph, built once per process (it holds no run's data)."""
+    return build_graph()
