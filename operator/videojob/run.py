@@ -13,6 +13,7 @@ import shutil
 import uuid
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
@@ -24,18 +25,26 @@ from videojob.pipeline.errors import InvalidContent, PipelineError, TransientErr
 from videojob.pipeline.graph import compiled_graph, stages_for
 from videojob.pipeline.progress import Progress, ProgressCallback
 from videojob.pipeline.sandbox import Sandbox, SandboxLimits
-from videojob.pipeline.state import VideoGenerationState
+from videojob.pipeline.state import StateUpdate, VideoGenerationState
 from videojob.pipeline.status import StatusTracker
 from videojob.storage.aws_config import load_aws_config
 from videojob.storage.local import LocalPublisher, LocalVersionStore
 from videojob.storage.records import Publisher, UploadProgressCallback
 
 if TYPE_CHECKING:
+    from langchain_core.runnables import Runnable
+
     from videojob.pipeline.llm import ChatLLM
+
+    Model = ChatLLM | Runnable | None  # what callers may pass as `llm`
 
 log = logging.getLogger(__name__)
 
-_UNSET: Any = object()  # `llm` not given: resolve spec.llm / VIDEOJOB_LLM_MODEL
+class _Unset(Enum):
+    token = "unset"  # `llm` not given: resolve spec.llm / VIDEOJOB_LLM_MODEL
+
+
+_UNSET = _Unset.token
 
 
 @dataclass
@@ -65,7 +74,7 @@ def make_publisher(store_root: Path) -> Publisher:
     return AWSPublisher(store, config)
 
 
-def check_runnable(job: VideoJob, llm: Any) -> None:
+def check_runnable(job: VideoJob, llm: object | None) -> None:
     """Problems that make the job impossible before any work starts. Raises InvalidVideoJob."""
     spec = job.spec
     if llm is None and (spec.source == "prompt" or spec.editing is not None):
@@ -100,7 +109,7 @@ class RunInputs:
 
 
 def resolve_inputs(
-    job: VideoJob, settings: Settings, store_root: Path, cache_dir: Path, llm: Any,
+    job: VideoJob, settings: Settings, store_root: Path, cache_dir: Path, llm: Model | _Unset,
     credentials: dict[str, str] | None, publisher: Publisher | None,
 ) -> RunInputs:
     """The job's model (with the answer cache beside the render cache) and publisher.
@@ -156,7 +165,7 @@ def render_sandbox(store_root: Path, settings: Settings, given: Sandbox | None) 
 
 async def drive(ctx: PipelineContext, state: VideoGenerationState, tracker: StatusTracker) -> VideoGenerationState:
     """Stream the graph to its end, folding each node's update into the tracker."""
-    final: dict[str, Any] | VideoGenerationState = state
+    final: StateUpdate | VideoGenerationState = state
     async for mode, chunk in compiled_graph().astream(
         state, context=ctx, stream_mode=["updates", "values"], config={"recursion_limit": 100}
     ):
@@ -183,7 +192,7 @@ async def run_videojob(
     store_root: Path,
     cache_dir: Path | None = None,
     quality: str | None = None,
-    llm: Any = _UNSET,
+    llm: Model | _Unset = _UNSET,
     credentials: dict[str, str] | None = None,
     callbacks: list[ProgressCallback] | None = None,
     upload_callbacks: list[UploadProgressCallback] | None = None,
@@ -219,23 +228,26 @@ async def run_videojob(
                 sandbox=run_sandbox,
                 publisher=inputs.publisher,
                 progress=progress,
-                limits=scene_limits(job, settings),
-                scene_parallelism=settings.scene_parallelism,
-                render_cache_bytes=settings.render_cache_mb * 1024 * 1024,
                 llm=inputs.llm,
-                repair_memory=settings.repair_memory,
                 before_stage=before_stage,
                 upload_callbacks=list(upload_callbacks or []),
+                **tuning(job, settings),
             )
             return await execute(ctx, initial_state(job, quality), tracker)
 
 
-def scene_limits(job: VideoJob, settings: Settings) -> SandboxLimits:
-    return SandboxLimits(
-        timeout_seconds=job.spec.render.scene_timeout_seconds,
-        memory_mb=settings.render_memory_mb,
-        max_output_mb=settings.render_max_output_mb,
-    )
+def tuning(job: VideoJob, settings: Settings) -> dict[str, Any]:
+    """The PipelineContext fields that come from settings: limits, parallelism, cache size."""
+    return {
+        "limits": SandboxLimits(
+            timeout_seconds=job.spec.render.scene_timeout_seconds,
+            memory_mb=settings.render_memory_mb,
+            max_output_mb=settings.render_max_output_mb,
+        ),
+        "scene_parallelism": settings.scene_parallelism,
+        "render_cache_bytes": settings.render_cache_mb * 1024 * 1024,
+        "repair_memory": settings.repair_memory,
+    }
 
 
 async def execute(ctx: PipelineContext, state: VideoGenerationState, tracker: StatusTracker) -> RunResult:

@@ -9,12 +9,11 @@ narration cache. `spec.narration.engine: none` (or no narration anywhere) skips 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from videojob.api.models import VideoJob
 from videojob.pipeline.context import PipelineContext
 from videojob.pipeline.narration import Narrator, engine_name
-from videojob.pipeline.state import VideoGenerationState
+from videojob.pipeline.state import StateUpdate, VideoGenerationState
 
 
 def narrated(job: VideoJob) -> bool:
@@ -40,7 +39,7 @@ def _field(state: VideoGenerationState, index: int) -> str:
     return f"narration of scene {index + 1} (from the plan)"
 
 
-async def narrate_scenes(ctx: PipelineContext, state: VideoGenerationState) -> dict[str, Any]:
+async def narrate_scenes(ctx: PipelineContext, state: VideoGenerationState) -> StateUpdate:
     scenes = [s.model_copy(deep=True) for s in state.scenes]
     narrator = Narrator.for_spec(ctx.job.spec, narration_cache_dir(ctx), any_narration=any(s.narration for s in scenes))
     if narrator is None:

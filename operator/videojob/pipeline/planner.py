@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -18,12 +17,10 @@ from videojob.api.models import MAX_SCENES, EditingSpec, Storyboard
 from videojob.pipeline.codecheck import check_code, scene_classes
 from videojob.pipeline.context import PipelineContext
 from videojob.pipeline.errors import InvalidContent
-from videojob.pipeline.state import SceneState, VideoGenerationState
+from videojob.pipeline.state import SceneState, StateUpdate, VideoGenerationState
 from videojob.pipeline.storyboard import scene_class_name
 
 log = logging.getLogger(__name__)
-
-Update = dict[str, Any]  # a partial VideoGenerationState
 
 
 class PlannedScene(BaseModel):
@@ -84,7 +81,7 @@ async def plan_from_prompt(ctx: PipelineContext, usage: dict[str, int]) -> Plan:
             ) from None
 
 
-async def _plan_edit(ctx: PipelineContext, state: VideoGenerationState, editing: EditingSpec) -> Update:
+async def _plan_edit(ctx: PipelineContext, state: VideoGenerationState, editing: EditingSpec) -> StateUpdate:
     """The scenes of the version being edited, each with its code to change."""
     from videojob.pipeline.llm import require_model
 
@@ -105,7 +102,7 @@ async def _plan_edit(ctx: PipelineContext, state: VideoGenerationState, editing:
     }
 
 
-def _plan_code(code: str) -> Update:
+def _plan_code(code: str) -> StateUpdate:
     """One scene per top-level Scene class of the user's code, after the static check."""
     try:
         names = scene_classes(code)
@@ -119,7 +116,7 @@ def _plan_code(code: str) -> Update:
     return {"scenes": [SceneState(index=i, title=name, class_name=name) for i, name in enumerate(names)]}
 
 
-def _plan_storyboard(storyboard: Storyboard) -> Update:
+def _plan_storyboard(storyboard: Storyboard) -> StateUpdate:
     return {
         "scenes": [
             SceneState(
@@ -131,7 +128,7 @@ def _plan_storyboard(storyboard: Storyboard) -> Update:
     }
 
 
-async def _plan_prompt(ctx: PipelineContext, usage: dict[str, int]) -> Update:
+async def _plan_prompt(ctx: PipelineContext, usage: dict[str, int]) -> StateUpdate:
     plan = await plan_from_prompt(ctx, usage)
     scenes = [
         SceneState(
@@ -143,7 +140,7 @@ async def _plan_prompt(ctx: PipelineContext, usage: dict[str, int]) -> Update:
     return {"plan": plan.model_dump(), "scenes": scenes}
 
 
-async def plan_scenes(ctx: PipelineContext, state: VideoGenerationState) -> Update:
+async def plan_scenes(ctx: PipelineContext, state: VideoGenerationState) -> StateUpdate:
     """The Planning node: the scenes of the video, from the first content source present."""
     spec = ctx.job.spec
     usage = ctx.usage  # counts every call, even those of a node that then fails

@@ -20,6 +20,7 @@ from videojob.pipeline.narration import NarrationTrack
 from videojob.storage.records import UploadOutcome, VersionRecord
 
 SceneStatus = Literal["pending", "coded", "rendered", "failed"]
+StateUpdate = dict[str, Any]  # what a node returns: some VideoGenerationState fields, new values
 Source = Literal["code", "storyboard", "prompt"]
 
 

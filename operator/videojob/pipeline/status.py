@@ -8,7 +8,7 @@ write fields themselves.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from videojob.api import conditions as C
 from videojob.api.models import (
@@ -25,6 +25,9 @@ from videojob.api.models import (
     VideoJobStatus,
 )
 from videojob.pipeline.progress import ProgressEvent
+
+if TYPE_CHECKING:
+    from videojob.pipeline.state import StateUpdate
 
 # The pipeline's stages in run order: every `Stage` between Queued and Done (the one list).
 PIPELINE_STAGES: tuple[Stage, ...] = tuple(s for s in Stage if s not in (Stage.Queued, Stage.Done))
@@ -185,7 +188,7 @@ class StatusTracker:
             completion_tokens=usage.get("completion_tokens", 0), tts_characters=usage.get("tts_characters", 0),
         )
 
-    def apply_update(self, update: dict[str, Any]) -> None:
+    def apply_update(self, update: StateUpdate) -> None:
         """Take a node's state update (from the graph stream)."""
         if update.get("usage"):
             self.count_usage(update["usage"])
