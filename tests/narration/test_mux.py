@@ -104,3 +104,24 @@ async def test_burned_in_subtitles_show_the_spoken_sentence(narrator, clip, tmp_
     text = subprocess.run(["tesseract", str(tmp_path / "frame.png"), "-", "--psm", "6"], capture_output=True,
                           text=True, timeout=60).stdout
     assert "Subtitles are drawn into the picture" in " ".join(text.split())
+
+
+def _packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(video=0) if p.size]
+
+
+async def test_scenes_long_enough_for_their_voice_are_copied_not_re_encoded(narrator, clip, tmp_path):
+    track = await narrator.narrate("Short and sweet. Two sentences.")
+    clips = [SceneClip(clip(track.duration_seconds + 0.5), Path(track.audio_path), track.cues),
+             SceneClip(clip(track.duration_seconds + 0.2, shade=90), Path(track.audio_path), track.cues)]
+    output = tmp_path / "copied.mp4"
+    soundtrack = combine_narrated(clips, output)
+    assert soundtrack.padded_frames == 0
+    assert _packets(output) == _packets(clips[0].video) + _packets(clips[1].video)  # lossless
+    durations = stream_durations(output)
+    assert abs(durations["audio"] - durations["video"]) <= float(frame_duration(output))
+    assert soundtrack.scene_starts[1] == pytest.approx(round((track.duration_seconds + 0.5) * FPS) / FPS)
+    audio, rate = decoded_audio(output)
+    for cue in soundtrack.cues:
+        assert abs(_onset(audio, rate, cue.start - 0.25) - cue.start) <= 0.25, cue.text

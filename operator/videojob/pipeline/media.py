@@ -67,27 +67,34 @@ def concat(inputs: list[Path], output: Path) -> Path:
         return output
     with av.open(str(tmp), "w", format="mp4") as out:
         with av.open(str(inputs[0])) as first:
-            template = first.streams.video[0]
-            out_stream = out.add_stream_from_template(template)
-        offset = Fraction(0)  # seconds already written
-        for path in inputs:
-            with av.open(str(path)) as src:
-                stream = src.streams.video[0]
-                tb = stream.time_base
-                last_end = offset
-                for packet in src.demux(stream):
-                    if packet.dts is None:
-                        continue
-                    shift = int(offset / tb)
-                    packet.pts = packet.pts + shift if packet.pts is not None else None
-                    packet.dts = packet.dts + shift
-                    end = (packet.pts or packet.dts) * tb + (packet.duration or 0) * tb
-                    last_end = max(last_end, Fraction(end))
-                    packet.stream = out_stream
-                    out.mux(packet)
-                offset = last_end
+            out_stream = out.add_stream_from_template(first.streams.video[0])
+        _remux(out, out_stream, inputs)
     os.replace(tmp, output)
     return output
+
+
+def _remux(out, out_stream, inputs: list[Path]) -> list[Fraction]:
+    """Copy the inputs' video packets end to end into `out_stream`; returns where each input
+    starts and, last, where the whole ends (seconds)."""
+    offsets = [Fraction(0)]
+    for path in inputs:
+        offset = offsets[-1]
+        with av.open(str(path)) as src:
+            stream = src.streams.video[0]
+            tb = stream.time_base
+            last_end = offset
+            for packet in src.demux(stream):
+                if packet.dts is None:
+                    continue
+                shift = int(offset / tb)
+                packet.pts = packet.pts + shift if packet.pts is not None else None
+                packet.dts = packet.dts + shift
+                end = (packet.pts or packet.dts) * tb + (packet.duration or 0) * tb
+                last_end = max(last_end, Fraction(end))
+                packet.stream = out_stream
+                out.mux(packet)
+        offsets.append(last_end)
+    return offsets
 
 
 # ------------------------------------------------------------------------------- narration
@@ -132,10 +139,11 @@ def combine_narrated(clips: list[SceneClip], output: Path, *, burn_in: bool = Fa
     """Join scenes into one MP4 with an AAC narration track (written atomically).
 
     Every scene lasts at least its narration: a scene that comes out shorter is padded with its
-    last frame, never cut. Each scene's audio starts exactly at its first frame (its start is
-    counted in frames), so audio and pictures never drift apart at scene boundaries. The video
-    is re-encoded (H.264, same size and frame rate) because padded frames and burned-in
-    subtitles are new pictures.
+    last frame, never cut. Each scene's audio starts exactly at its first frame (starts are
+    counted in frames), so audio and pictures never drift apart at scene boundaries. Scenes long
+    enough for their voice are remuxed as they are (no re-encoding: fast and lossless); padding
+    or burned-in subtitles make new pictures, so then the video is re-encoded (H.264, same size
+    and frame rate).
     """
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.stem}.{uuid.uuid4().hex[:8]}{output.suffix}")
@@ -144,33 +152,61 @@ def combine_narrated(clips: list[SceneClip], output: Path, *, burn_in: bool = Fa
         samples, rate = _scene_audio(clip, rate)
         audios.append(samples)
     rate = rate or 22050
-    cues, starts, padded, frame_index = [], [], 0, 0
     with av.open(str(clips[0].video)) as first:
         template = first.streams.video[0]
         fps = Fraction(template.average_rate or template.guessed_rate or 30)
-        width, height = template.codec_context.width, template.codec_context.height
-    with av.open(str(tmp), "w", format="mp4") as out:
-        video = out.add_stream("libx264", rate=fps, options={"crf": "20", "preset": "veryfast"})
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        audio = out.add_stream("aac", rate=rate, layout="mono")
-        painter = CuePainter(width, height) if burn_in else None
-        for clip, samples in zip(clips, audios):
-            start = Fraction(frame_index) / fps
-            starts.append(float(start))
-            scene_cues = [Cue(start=float(start) + c.start, end=float(start) + c.end, text=c.text) for c in clip.cues]
-            cues += scene_cues
-            needed = math.ceil(Fraction(len(samples), rate) * fps)
-            frame_index, pad = _encode_scene(out, video, clip.video, frame_index, needed, fps, (width, height), painter, scene_cues)
-            padded += pad
-        out.mux(video.encode(None))
-        track = np.zeros(round(Fraction(frame_index) / fps * rate), np.int16)
-        for start, samples in zip(starts, audios):
-            at = round(start * rate)
-            piece = samples[: max(0, len(track) - at)]
-            track[at:at + len(piece)] = piece
-        _encode_audio(out, audio, track, rate)
+        needed = [math.ceil(Fraction(len(samples), rate) * fps) for samples in audios]
+        reencode = burn_in or any(n > _frame_count(c.video) for c, n in zip(clips, needed))
+        size = (template.codec_context.width, template.codec_context.height)
+        with av.open(str(tmp), "w", format="mp4") as out:
+            # Every stream exists before the first packet is written (the header goes out then).
+            video = _h264_stream(out, fps, size) if reencode else out.add_stream_from_template(template)
+            audio = out.add_stream("aac", rate=rate, layout="mono")
+            if reencode:
+                starts, padded = _reencode(out, video, clips, needed, fps, size, burn_in)
+            else:
+                starts, padded = _remux(out, video, [c.video for c in clips]), 0
+            _encode_audio(out, audio, _soundtrack(audios, starts, rate), rate)
     os.replace(tmp, output)
-    return Soundtrack(cues, starts, padded)
+    cues = [Cue(start=float(start + Fraction(c.start)), end=float(start + Fraction(c.end)), text=c.text)
+            for clip, start in zip(clips, starts) for c in clip.cues]
+    return Soundtrack(cues, [float(s) for s in starts[:-1]], padded)
+
+
+def _soundtrack(audios: list[np.ndarray], starts: list[Fraction], rate: int) -> np.ndarray:
+    """The whole video's audio: each scene's narration from its first frame, silence elsewhere."""
+    track = np.zeros(round(starts[-1] * rate), np.int16)
+    for start, samples in zip(starts, audios):
+        at = round(start * rate)
+        piece = samples[: max(0, len(track) - at)]
+        track[at:at + len(piece)] = piece
+    return track
+
+
+def _h264_stream(out, fps: Fraction, size: tuple[int, int]):
+    video = out.add_stream("libx264", rate=fps, options={"crf": "20", "preset": "veryfast"})
+    video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
+    return video
+
+
+def _frame_count(path: Path) -> int:
+    with av.open(str(path)) as src:
+        return sum(1 for p in src.demux(src.streams.video[0]) if p.dts is not None)
+
+
+def _reencode(out, video, clips: list[SceneClip], needed: list[int], fps: Fraction, size: tuple[int, int],
+              burn_in: bool) -> tuple[list[Fraction], int]:
+    """Encode every scene's frames, padded to `needed`; (scene starts + end in seconds, frames padded)."""
+    painter = CuePainter(*size) if burn_in else None
+    starts, padded, frame_index = [], 0, 0
+    for clip, frames in zip(clips, needed):
+        start = Fraction(frame_index) / fps
+        starts.append(start)
+        cues = [Cue(start=float(start) + c.start, end=float(start) + c.end, text=c.text) for c in clip.cues]
+        frame_index, pad = _encode_scene(out, video, clip.video, frame_index, frames, fps, size, painter, cues)
+        padded += pad
+    out.mux(video.encode(None))
+    return starts + [Fraction(frame_index) / fps], padded
 
 
 def _encode_scene(out, stream, path: Path, first_index: int, min_frames: int, fps: Fraction,
