@@ -1,10 +1,14 @@
 """The layout check: every object inside the frame, no two text blocks overlapping.
 
-It measures the bounding boxes of a scene's mobjects after construction, so it runs inside the
-render process (the sandbox), where the mobjects exist. `layout_problems` depends on Manim only:
-storyboard scenes carry its source (`CHECK_SOURCE`) and call it before their exit transition, so
-a layout the theme got wrong fails the render with a message saying what overflows by how much.
-Tests call it directly on Manim objects.
+It measures the bounding boxes of a scene's mobjects, so it runs inside the render process (the
+sandbox), where the mobjects exist; the functions here depend on Manim only and travel as source.
+
+* Storyboard scenes carry `CHECK_SOURCE` and call `check_layout(self)` before their exit
+  transition: a layout the theme got wrong fails the render, naming what overflows by how much.
+* LLM code is rendered as `with_layout_check(code, class_name)`: the scene class is wrapped so
+  that after every `play` and `wait` no text may reach outside the frame. A violation fails the
+  render like any error, so the repair loop sends it back to the model to fix. (Only text is
+  checked there: shapes sliding in or out of the frame, or text over a graph, are legitimate.)
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from __future__ import annotations
 import inspect
 
 
-def layout_problems(mobjects, frame_width=None, frame_height=None, tolerance=0.02):
-    """Problems of the given top-level mobjects as sentences; empty when the layout is clean."""
+def layout_problems(mobjects, frame_width=None, frame_height=None, tolerance=0.02, text_only=False):
+    """Problems of the given top-level mobjects as sentences; empty when the layout is clean.
+    With `text_only`, only mobjects holding text are checked, and only against the frame."""
     from manim import config
     from manim.mobject.text.tex_mobject import SingleStringMathTex
     from manim.mobject.text.text_mobject import MarkupText, Paragraph, Text
@@ -35,12 +40,14 @@ def layout_problems(mobjects, frame_width=None, frame_height=None, tolerance=0.0
     for mob in mobjects:
         if not mob.get_family() or mob.get_num_points() == 0 and not mob.submobjects:
             continue
+        if text_only and not is_text(mob):
+            continue
         (left, bottom, _), (right, top, _) = mob.get_corner([-1, -1, 0]), mob.get_corner([1, 1, 0])
         over = {"left": -half_w - left, "right": right - half_w, "bottom": -half_h - bottom, "top": top - half_h}
         for side, amount in over.items():
             if amount > tolerance:
                 problems.append(f"{name(mob)} overflows the frame at the {side} by {amount:.2f} units")
-        if is_text(mob):
+        if is_text(mob) and not text_only:
             boxes.append((mob, left, bottom, right, top))
     for i, (a, al, ab, ar, at) in enumerate(boxes):
         for b, bl, bb, br, bt in boxes[i + 1:]:
@@ -50,12 +57,37 @@ def layout_problems(mobjects, frame_width=None, frame_height=None, tolerance=0.0
     return problems
 
 
-def check_layout(scene):
-    """Raise when the scene's current mobjects leave the frame or text blocks overlap."""
-    problems = layout_problems(scene.mobjects)
+def check_layout(scene, text_only=False):
+    """Raise when the scene's current mobjects leave the frame or text blocks overlap (with
+    `text_only`: when some text leaves the frame)."""
+    problems = layout_problems(scene.mobjects, tolerance=0.05 if text_only else 0.02, text_only=text_only)
     if problems:
-        raise ValueError("layout check failed: " + "; ".join(problems))
+        raise ValueError("layout check failed: " + "; ".join(problems)
+                         + " (the frame is x -7.1..7.1, y -4..4: scale text down, wrap it or move it inside)")
 
 
-# What storyboard scenes embed (they render where `videojob` may not be importable).
+# What scenes carry (they render where `videojob` may not be importable).
 CHECK_SOURCE = inspect.getsource(layout_problems) + "\n\n" + inspect.getsource(check_layout)
+
+_WRAPPER = """
+
+# ---- added by videojob at render time (not part of the scene's code): the layout check ----
+{check}
+
+
+class {name}({name}):
+    def play(self, *args, **kwargs):
+        result = super().play(*args, **kwargs)
+        check_layout(self, text_only=True)
+        return result
+
+    def wait(self, *args, **kwargs):
+        result = super().wait(*args, **kwargs)
+        check_layout(self, text_only=True)
+        return result
+"""
+
+
+def with_layout_check(code: str, class_name: str) -> str:
+    """`code` whose scene `class_name` fails when text leaves the frame after a play or wait."""
+    return code.rstrip("\n") + "\n" + _WRAPPER.format(check=CHECK_SOURCE.rstrip(), name=class_name)

@@ -11,6 +11,7 @@ from typing import Any
 
 from videojob import metrics
 from videojob.pipeline.codegen import needs_llm
+from videojob.pipeline.layout import with_layout_check
 from videojob.pipeline.context import PipelineContext
 from videojob.pipeline.errors import SceneRenderFailed
 from videojob.pipeline.render_cache import RenderCache, cache_key
@@ -38,7 +39,9 @@ async def render_scenes(ctx: PipelineContext, state: VideoGenerationState) -> di
                 return
             await ctx.progress.emit("scene", f"rendering {scene.label}", scene=scene.index, attempt=scene.attempts)
             out = ctx.workdir / "renders" / f"{key}.mp4"
-            outcome = await ctx.sandbox.render(scene.code, scene.class_name, state.quality, out, ctx.limits)
+            # Model-written code also answers for text leaving the frame (fed back like any error).
+            code = with_layout_check(scene.code, scene.class_name) if needs_llm(state) else scene.code
+            outcome = await ctx.sandbox.render(code, scene.class_name, state.quality, out, ctx.limits)
         scene.history = scene.history + [AttemptRecord(attempt=scene.attempts, code=scene.code, error=outcome.error)]
         metrics.record_render_attempt("success" if outcome.ok else "failure")
         if outcome.ok:
