@@ -12,7 +12,7 @@ from tests.kubebin import kube_binaries
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # Examples that need no LLM or cloud: the operator renders them here.
-OFFLINE = ["hello.yaml", "code.yaml"]
+OFFLINE = ["hello.yaml", "code.yaml", "narrated.yaml"]
 
 
 @pytest.fixture()
@@ -40,11 +40,12 @@ def test_examples_apply_and_the_offline_ones_succeed(operator, kube, apiserver, 
         if example.name not in OFFLINE:
             kubectl("apply", "--validate=false", "-n", "llm", "-f", str(example))
 
-    for name in ("hello", "circle-to-square"):
+    for name in ("hello", "circle-to-square", "euler"):
         wait = kubectl("wait", "--for=condition=Succeeded", f"vj/{name}", "--timeout=150s")
         assert "condition met" in wait.stdout
         status = kube.status(name)
         assert status["phase"] == "Succeeded" and status["version"] == 1
+    assert kube.status("euler")["outputs"]["subtitlesURI"].endswith("/euler.vtt")  # narrated, with subtitles
     names = kubectl("get", "videojobs", "-n", "llm", "-o", "name").stdout.split()
     assert names == ["videojob.videogen.io/fourier"]
 
