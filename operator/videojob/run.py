@@ -208,7 +208,8 @@ async def run_videojob(
     tracker = tracker or StatusTracker(job.metadata.generation)
     if tracker.status.phase != Phase.Running:
         tracker.started()
-    tracker.expect_stages(stages_for(job))
+    stages = stages_for(job)
+    tracker.expect_stages(stages)
     store_root = Path(store_root)
     cache_dir = Path(cache_dir) if cache_dir else store_root / ".cache" / "renders"
     try:
@@ -218,7 +219,7 @@ async def run_videojob(
         tracker.failed(error.reason, error.message, stalled=True)
         return RunResult(tracker, error=error)
 
-    progress = Progress([tracker.apply, *(callbacks or [])])
+    progress = Progress([tracker.apply, *(callbacks or [])], stages)
     async with run_directory(store_root) as run_dir:
         with render_sandbox(store_root, settings, sandbox) as run_sandbox:
             ctx = PipelineContext(

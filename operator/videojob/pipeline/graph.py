@@ -27,7 +27,7 @@ from videojob.pipeline import codegen, narrate, planner, publish, render
 from videojob.pipeline.context import PipelineContext
 from videojob.pipeline.errors import PipelineError
 from videojob.pipeline.state import StateUpdate, VideoGenerationState
-from videojob.pipeline.status import run_stages
+from videojob.pipeline.stages import run_stages
 
 NodeFn = Callable[[PipelineContext, VideoGenerationState], Awaitable[StateUpdate]]
 StateNode = Callable[[VideoGenerationState, Runtime[PipelineContext]], Awaitable[StateUpdate]]

@@ -25,19 +25,10 @@ from videojob.api.models import (
     VideoJobStatus,
 )
 from videojob.pipeline.progress import ProgressEvent
+from videojob.pipeline.stages import run_stages
 
 if TYPE_CHECKING:
     from videojob.pipeline.state import StateUpdate
-
-# The pipeline's stages in run order: every `Stage` between Queued and Done (the one list).
-PIPELINE_STAGES: tuple[Stage, ...] = tuple(s for s in Stage if s not in (Stage.Queued, Stage.Done))
-# Stages only some runs go through; the others run always.
-OPTIONAL_STAGES = frozenset({Stage.Narrating})
-
-
-def run_stages(*optional: Stage) -> list[Stage]:
-    """The stages of a run that also goes through the given optional ones, in run order."""
-    return [s for s in PIPELINE_STAGES if s not in OPTIONAL_STAGES or s in optional]
 
 
 class StatusTracker:
