@@ -44,6 +44,7 @@ def test_a_narrated_storyboard_has_voice_subtitles_and_a_narrating_stage(write_m
     status = result.status
     assert [s["name"] for s in status["stages"]][:3] == ["Planning", "Narrating", "GeneratingCode"]
     assert all(s["phase"] == "Succeeded" for s in status["stages"])
+    assert status["progressPercent"] == 100 and status["progress"] == "10/10"  # Narrating counts a step a scene
     assert status["usage"]["ttsCharacters"] == sum(len(t) for t in NARRATIONS) - 1  # the space between sentences
     version = tmp_path / "out" / "tests" / "shapes" / "v1"
     assert status["outputs"]["subtitlesURI"] == (version / "shapes.vtt").as_uri()

@@ -42,18 +42,22 @@ def _field(state: VideoGenerationState, index: int) -> str:
 async def narrate_scenes(ctx: PipelineContext, state: VideoGenerationState) -> StateUpdate:
     scenes = [s.model_copy(deep=True) for s in state.scenes]
     narrator = Narrator.for_spec(ctx.job.spec, narration_cache_dir(ctx), any_narration=any(s.narration for s in scenes))
-    if narrator is None:
+    if narrator is None:  # engine none after all: nothing to speak, the steps still count
+        for scene in scenes:
+            await ctx.progress.step(f"{scene.label}: no narration", scene=scene.index)
         return {"scenes": scenes}
     spoken = 0
-    for scene in scenes:
-        if not scene.narration or scene.narration_track is not None:
+    for scene in scenes:  # one progress step per scene (pipeline/stages.py)
+        if not scene.narration:
+            await ctx.progress.step(f"{scene.label} has no narration", scene=scene.index)
             continue
-        track = await narrator.narrate(scene.narration, field=_field(state, scene.index))
-        scene.narration_track = track
-        spoken += track.characters
+        if scene.narration_track is None:
+            scene.narration_track = await narrator.narrate(scene.narration, field=_field(state, scene.index))
+            spoken += scene.narration_track.characters
+        track = scene.narration_track
         how = "from the narration cache" if track.cached else f"{track.characters} characters"
-        await ctx.progress.emit(
-            "scene", f"{scene.label} narrated: {track.duration_seconds:.1f} s, {len(track.cues)} sentence(s), {how}",
+        await ctx.progress.step(
+            f"{scene.label} narrated: {track.duration_seconds:.1f} s, {len(track.cues)} sentence(s), {how}",
             scene=scene.index,
         )
     ctx.usage["tts_characters"] = ctx.usage.get("tts_characters", 0) + spoken
