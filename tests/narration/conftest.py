@@ -12,6 +12,10 @@ import pytest
 from videojob.api.models import VideoJobSpec
 from videojob.pipeline.narration import Narrator
 
+# The CLI runner and the moto-backed AWS fixtures of the pipeline and storage tests.
+from tests.pipeline.conftest import run_cli, write_manifest  # noqa: F401
+from tests.storage.conftest import aws_env, dynamodb_client, make_service, moto_url, s3_client  # noqa: F401
+
 FPS = 15
 
 

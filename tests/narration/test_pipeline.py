@@ -16,8 +16,7 @@ from videojob.config import Settings
 from videojob.run import run_videojob
 
 from tests.narration.conftest import decoded_audio, rms, stream_durations
-from tests.pipeline.conftest import run_cli, videojob, write_manifest  # noqa: F401 - fixtures
-from tests.storage.conftest import aws_env, dynamodb_client, make_service, moto_url, s3_client  # noqa: F401
+from tests.pipeline.conftest import videojob
 
 pytestmark = pytest.mark.render
 REPO = Path(__file__).resolve().parents[2]

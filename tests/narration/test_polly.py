@@ -4,12 +4,10 @@ speech-mark timing, and errors through the shared AWS retry layer and error clas
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
-from moto.server import ThreadedMotoServer
 
 from videojob.api.models import NarrationSpec, VideoJobSpec
 from videojob.pipeline.errors import TransientError
@@ -25,27 +23,6 @@ from videojob.pipeline.narration.speech import LEAD_IN_SECONDS
 from videojob.storage.aws_config import load_aws_config
 
 SENTENCES = ["Fourier & friends say 1 < 2.", "Ça marche très bien."]
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def aws_env(moto_url, monkeypatch):
-    for name, value in {
-        "AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/nonexistent",
-        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true", "AWS_MAX_RETRIES": "1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
 def _engine(voice="Joanna", speed=1.0) -> PollyEngine:

@@ -134,7 +134,7 @@ def _placement_lines(two_columns: bool) -> list[str]:
     right_center = 7.11 - _MARGIN_X - _RIGHT_WIDTH / 2
     bottom = -4 + _MARGIN_Y
     lines = [
-        f"        top = rule.get_bottom()[1] - 0.45",
+        "        top = rule.get_bottom()[1] - 0.45",
         f"        height = top - ({bottom})",
         "        if len(body):",
         "            body.arrange(DOWN, aligned_edge=LEFT, buff=0.3)",
