@@ -73,3 +73,26 @@ class RenderCache:
             path.unlink(missing_ok=True)
             freed += size
         return freed
+
+
+def uncached_known_scenes(job, cache_root: Path, quality: str | None = None) -> int | None:
+    """How many of the job's scenes are known before planning (a code or storyboard source) and
+    not in the cache; None when they are only known after planning (a prompt, an edit).
+    Lets a caller warm sandboxes ahead of need, and start none when everything is cached."""
+    spec = job.spec
+    if spec.editing is not None or spec.source not in ("code", "storyboard"):
+        return None
+    quality = quality or spec.render.quality
+    if spec.source == "code":
+        from videojob.pipeline.codecheck import scene_classes
+
+        try:
+            scenes = [(spec.code, name) for name in scene_classes(spec.code)]
+        except SyntaxError:
+            return 0  # planning reports it, naming the line
+    else:
+        from videojob.pipeline.storyboard import generate_scene_code, scene_class_name
+
+        scenes = [(generate_scene_code(s, i), scene_class_name(i)) for i, s in enumerate(spec.storyboard.scenes)]
+    cache = RenderCache(cache_root)
+    return sum(1 for code, name in scenes if cache.get(cache_key(code, name, quality)) is None)

@@ -91,6 +91,8 @@ class StatusTracker:
         self.status.progress_percent = event.percent
         if event.message:
             self.status.message = event.message
+        if event.data.get("sandbox") in ("bubblewrap", "pod", "none"):
+            self.status.sandbox = event.data["sandbox"]
         stage = self._stage(event.stage)
         if event.kind == "stage_started" and stage is not None:
             self.status.current_stage = event.stage
