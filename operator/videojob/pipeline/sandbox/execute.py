@@ -95,7 +95,10 @@ def render_scene(scratch: str, request: dict) -> dict:
     except MemoryError:
         return {"ok": False, "error": "MemoryError: the scene exceeded the sandbox memory limit", "kind": "memory"}
     except BaseException as exc:  # noqa: BLE001 - everything the scene does is reported, not raised
-        return {"ok": False, "error": _user_traceback(exc, code_file), "kind": type(exc).__name__}
+        error = _user_traceback(exc, code_file)
+        if len(error) > 8000:  # the parent caps it too; keep result.json well under its limit
+            error = error[:2000] + " ... " + error[-6000:]
+        return {"ok": False, "error": error, "kind": type(exc).__name__}
 
 
 def execute_scratch(scratch: str | os.PathLike) -> None:

@@ -222,8 +222,8 @@ class UnconfinedRunner(_PooledRunner):
     _warned = False
 
     def check(self) -> None:
-        if not UnconfinedRunner._warned:
-            UnconfinedRunner._warned = True
+        if not self._warned:
+            self._warned = True
             log.warning("VIDEOJOB_SANDBOX=none: scene code runs WITHOUT an OS sandbox; use this only for code you trust")
 
     def _start(self) -> ZygoteInstance:
