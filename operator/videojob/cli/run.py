@@ -46,7 +46,6 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
         for line in exc.problems:
             sys.stderr.write(f"  {line}\n")
         return EXIT_INVALID
-    _warm_sandboxes(job, output_dir, args, sandbox)
     from videojob.config import ConfigError, load_settings
 
     try:
@@ -62,6 +61,7 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
             _error("--parallel: must be at least 1")
             return EXIT_INVALID
         settings.scene_parallelism = args.parallel
+    _warm_sandboxes(job, output_dir, args.quality, settings.scene_parallelism, sandbox)
     from videojob.pipeline.sandbox import SandboxLimits
 
     sandbox.limits = SandboxLimits(memory_mb=settings.render_memory_mb, max_output_mb=settings.render_max_output_mb)
@@ -73,17 +73,13 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
         return asyncio.run(_run(job, settings, output_dir, args, sandbox))
 
 
-def _warm_sandboxes(job, output_dir: Path, args, sandbox) -> None:
+def _warm_sandboxes(job, output_dir: Path, quality: str | None, parallelism: int, sandbox) -> None:
     """Start the sandboxes the first scenes will need now, so Manim's import in them overlaps the
     pipeline's own start-up; none when every known scene is cached."""
-    import os
-
     from videojob.pipeline.render_cache import uncached_known_scenes
 
-    needed = uncached_known_scenes(job, output_dir / ".cache" / "renders", args.quality)
-    parallel = args.parallel or int(os.environ.get("VIDEOJOB_SCENE_PARALLELISM", "2") or 2)
-    count = 1 if needed is None else min(needed, max(1, parallel))
-    sandbox.prewarm(count)
+    needed = uncached_known_scenes(job, output_dir / ".cache" / "renders", quality)
+    sandbox.prewarm(1 if needed is None else min(needed, parallelism))
 
 
 async def _run(job, settings, output_dir: Path, args, sandbox) -> int:

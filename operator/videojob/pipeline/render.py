@@ -62,8 +62,7 @@ async def _render_round(ctx: PipelineContext, state: VideoGenerationState, cache
                 metrics.record_render_attempt("cached")
                 await ctx.progress.step(f"{scene.label} taken from the render cache", scene=scene.index, attempt=scene.attempts)
                 return
-            await ctx.progress.emit("scene", f"rendering {scene.label}", scene=scene.index, attempt=scene.attempts,
-                                    data={"sandbox": job.isolation})
+            await ctx.progress.emit("scene", f"rendering {scene.label}", scene=scene.index, attempt=scene.attempts)
             # The parent's own copy of the video, outside every sandbox mount: what the cache takes.
             out = ctx.workdir / "renders" / f"{key}.mp4"
             outcome = await job.render(scene.code, scene.class_name, state.quality, out, ctx.limits)
@@ -71,12 +70,13 @@ async def _render_round(ctx: PipelineContext, state: VideoGenerationState, cache
         metrics.record_render_attempt("success" if outcome.ok else "failure")
         if outcome.ok:
             scene.status, scene.video_path, scene.cached, scene.error = "rendered", str(cache.put(key, outcome.movie)), False, None
-            await ctx.progress.step(f"{scene.label} rendered", scene=scene.index, attempt=scene.attempts, data={"result": "success"})
+            await ctx.progress.step(f"{scene.label} rendered", scene=scene.index, attempt=scene.attempts,
+                                    data={"result": "success", "sandbox": job.isolation})
         else:
             scene.status, scene.error = "failed", outcome.error
             await ctx.progress.emit(
                 "scene", f"{scene.label} failed (attempt {scene.attempts}): {outcome.error}", scene=scene.index,
-                attempt=scene.attempts, data={"result": "failure", "kind": outcome.kind},
+                attempt=scene.attempts, data={"result": "failure", "kind": outcome.kind, "sandbox": job.isolation},
             )
 
     await asyncio.gather(*(one(s) for s in todo))
