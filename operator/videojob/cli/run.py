@@ -70,7 +70,29 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
     json_logs = getattr(args, "log_format", "text") == "json"
     configure_logging("json" if json_logs else "text", logging.INFO if json_logs else logging.WARNING)
     with job_context(job.metadata.namespace or "local", job.metadata.name, job.metadata.generation):
-        return asyncio.run(_run(job, settings, output_dir, args, sandbox))
+        return asyncio.run(_prefetch_and_run(job, settings, output_dir, args, sandbox))
+
+
+async def _prefetch_and_run(job, settings, output_dir: Path, args, sandbox) -> int:
+    """Scenes known from the manifest start rendering (in the pipeline's prefetch, through the
+    same sandbox, reader and cache as the render step) while LangGraph and friends load."""
+    import importlib
+
+    from videojob.pipeline.prefetch import Prefetch
+    from videojob.pipeline.render_cache import RenderCache
+    from videojob.pipeline.sandbox import SandboxLimits
+
+    limits = SandboxLimits(timeout_seconds=job.spec.render.scene_timeout_seconds, memory_mb=settings.render_memory_mb,
+                           max_output_mb=settings.render_max_output_mb)
+    work = output_dir / ".work"
+    work.mkdir(parents=True, exist_ok=True)
+    prefetch = Prefetch.start(job, sandbox, RenderCache(output_dir / ".cache" / "renders"), work, args.quality, limits,
+                              settings.scene_parallelism)
+    try:
+        await asyncio.to_thread(importlib.import_module, "videojob.run")
+        return await _run(job, settings, output_dir, args, sandbox)
+    finally:
+        await prefetch.aclose()
 
 
 def _warm_sandboxes(job, output_dir: Path, quality: str | None, parallelism: int, sandbox) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from videojob import metrics
 from videojob.pipeline.codegen import needs_llm
 from videojob.pipeline.context import PipelineContext
+from videojob.pipeline import prefetch
 from videojob.pipeline.errors import PipelineError, SceneRenderFailed
 from videojob.pipeline.render_cache import RenderCache, cache_key
 from videojob.pipeline.sandbox import JobSandbox, SandboxUnavailable
@@ -31,7 +32,8 @@ async def render_scenes(ctx: PipelineContext, state: VideoGenerationState) -> di
     cache = RenderCache(ctx.cache_dir, ctx.render_cache_bytes)
     scenes = [s.model_copy(deep=True) for s in state.scenes]
     todo = [s for s in scenes if s.status == "coded"]
-    uncached = [s for s in todo if cache.get(cache_key(s.code, s.class_name, state.quality)) is None]
+    keys = [cache_key(s.code, s.class_name, state.quality) for s in todo]
+    uncached = [k for k in keys if not prefetch.pending(k) and cache.get(k) is None]
     if uncached:
         ctx.sandbox.prewarm(min(len(uncached), ctx.scene_parallelism))
     job = ctx.sandbox.job(ctx.scene_parallelism)
@@ -56,7 +58,8 @@ async def _render_round(ctx: PipelineContext, state: VideoGenerationState, cache
         key = cache_key(scene.code, scene.class_name, state.quality)
         async with limit:
             scene.attempts += 1
-            hit = cache.get(key)
+            prefetched = prefetch.claim(key)  # started before the pipeline was loaded (videojob run)
+            hit = None if prefetched else cache.get(key)
             if hit is not None:
                 scene.status, scene.video_path, scene.cached = "rendered", str(hit), True
                 metrics.record_render_attempt("cached")
@@ -65,11 +68,16 @@ async def _render_round(ctx: PipelineContext, state: VideoGenerationState, cache
             await ctx.progress.emit("scene", f"rendering {scene.label}", scene=scene.index, attempt=scene.attempts)
             # The parent's own copy of the video, outside every sandbox mount: what the cache takes.
             out = ctx.workdir / "renders" / f"{key}.mp4"
-            outcome = await job.render(scene.code, scene.class_name, state.quality, out, ctx.limits)
+            if prefetched is not None:
+                outcome = await prefetched  # its movie is in the cache already
+            else:
+                outcome = await job.render(scene.code, scene.class_name, state.quality, out, ctx.limits)
+                if outcome.ok:
+                    outcome.movie = cache.put(key, outcome.movie)
         scene.history = scene.history + [AttemptRecord(attempt=scene.attempts, code=scene.code, error=outcome.error)]
         metrics.record_render_attempt("success" if outcome.ok else "failure")
         if outcome.ok:
-            scene.status, scene.video_path, scene.cached, scene.error = "rendered", str(cache.put(key, outcome.movie)), False, None
+            scene.status, scene.video_path, scene.cached, scene.error = "rendered", str(outcome.movie), False, None
             await ctx.progress.step(f"{scene.label} rendered", scene=scene.index, attempt=scene.attempts,
                                     data={"result": "success", "sandbox": job.isolation})
         else:
