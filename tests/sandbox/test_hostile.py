@@ -215,3 +215,33 @@ os.kill(-1, signal.SIGKILL)"""
     finally:
         bystander.send_signal(signal.SIGKILL)
         bystander.wait()
+
+
+async def test_the_kernel_refuses_escape_syscalls_and_the_root_is_read_only(sandbox, tmp_path):
+    body = """import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+calls = {
+    "unshare": lambda: libc.unshare(0x10000000),          # CLONE_NEWUSER
+    "ptrace": lambda: libc.ptrace(0, 0, 0, 0),             # PTRACE_TRACEME
+    "keyctl": lambda: libc.syscall(250, 0, 0, 0, 0),       # keyctl(KEYCTL_GET_KEYRING_ID)
+    "bpf": lambda: libc.syscall(321, 0, 0, 0),
+    "mount": lambda: libc.mount(b"none", b"/sandbox", b"tmpfs", 0, None),
+    "clone3": lambda: libc.syscall(435, 0, 0),
+}
+seen = []
+for name, call in calls.items():
+    ctypes.set_errno(0)
+    rc = call()
+    seen.append(f"{name}={rc}:{errno.errorcode.get(ctypes.get_errno(), ctypes.get_errno())}")
+for path in ("/escape", "/tmp/escape", "/usr/escape"):
+    try:
+        open(path, "w")
+        seen.append(path + "=written")
+    except OSError as exc:
+        seen.append(path + "!" + type(exc).__name__)
+raise RuntimeError(" ".join(seen))"""
+    outcome = await sandbox.render(scene(body), "A", "low", tmp_path / "a.mp4")
+    for name in ("unshare", "ptrace", "keyctl", "bpf", "mount"):
+        assert f"{name}=-1:EPERM" in outcome.error, outcome.error
+    assert "clone3=-1:ENOSYS" in outcome.error
+    assert "=written" not in outcome.error

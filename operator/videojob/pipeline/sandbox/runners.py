@@ -206,7 +206,7 @@ class BubblewrapRunner(_PooledRunner):
             argv = [
                 shutil.which("bwrap"), *self._namespace_args(fd), "--clearenv", *setenv,
                 *binds, *self._usr_links(), "--proc", "/proc", "--dev", "/dev",
-                "--bind", str(root), INNER_ROOT, "--chdir", INNER_ROOT,
+                "--bind", str(root), INNER_ROOT, "--remount-ro", "/", "--chdir", INNER_ROOT,
                 sys.executable, *_ZYGOTE, INNER_ROOT, "--own-pid-namespace",
             ]
             return ZygoteInstance(root, argv, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, pass_fds=(fd,))
