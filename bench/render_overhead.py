@@ -69,6 +69,8 @@ def bench_overhead(work: Path, runs: int) -> None:
         if i:
             manim_times.append(m)
             videojob_times.append(v)
+    if not runs:
+        return
     mm, vm = statistics.median(manim_times), statistics.median(videojob_times)
     print(f"1. manim -ql median {mm:.2f} s; videojob run median {vm:.2f} s; ratio {vm / mm:.2f}x (target <= 1.10)")
 

@@ -70,3 +70,14 @@ def test_secrets_stay_out_of_status_and_logs(run, planted):
         assert status["sandbox"] == "bubblewrap"
         for secret in SENTINELS:  # ...and nothing it went looking for
             assert secret not in out and secret not in err
+
+
+def test_a_process_can_say_at_start_up_which_isolation_it_has(tmp_path, monkeypatch):
+    from videojob.pipeline.sandbox import isolation_report
+
+    isolation, line = isolation_report("auto")
+    assert isolation == "bubblewrap" and "seccomp" in line
+    assert isolation_report("none")[0] == "none"
+    monkeypatch.setenv("PATH", str(tmp_path))
+    isolation, line = isolation_report("bubblewrap")
+    assert isolation is None and "apt-get install bubblewrap" in line and "\n" not in line
