@@ -86,8 +86,8 @@ async def _prefetch_and_run(job, settings, output_dir: Path, args, sandbox) -> i
                            max_output_mb=settings.render_max_output_mb)
     work = output_dir / ".work"
     work.mkdir(parents=True, exist_ok=True)
-    prefetch = Prefetch.start(job, sandbox, RenderCache(output_dir / ".cache" / "renders"), work, args.quality, limits,
-                              settings.scene_parallelism)
+    cache = RenderCache(output_dir / ".cache" / "renders", settings.render_cache_mb * 1024 * 1024)
+    prefetch = Prefetch.start(job, sandbox, cache, work, args.quality, limits, settings.scene_parallelism)
     try:
         await asyncio.to_thread(importlib.import_module, "videojob.run")
         return await _run(job, settings, output_dir, args, sandbox)
