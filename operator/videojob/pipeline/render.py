@@ -1,5 +1,9 @@
 """Rendering: every coded scene through the sandbox, a few at once, with a cache.
 
+Each render round takes sandboxes for this job only (`Sandbox.job`) and lets them go at its end;
+scenes `videojob run` already prefetched are claimed instead of rendered again. The cache is
+written here, from the parent's own copy of each video, never from inside a sandbox.
+
 The cache is keyed by (code, scene class, quality, Manim version): an unchanged re-run — or an
 operator restarted mid-run — takes finished scenes from disk instead of rendering them again.
 """
@@ -10,9 +14,9 @@ import asyncio
 from typing import Any
 
 from videojob import metrics
+from videojob.pipeline import prefetch
 from videojob.pipeline.codegen import needs_llm
 from videojob.pipeline.context import PipelineContext
-from videojob.pipeline import prefetch
 from videojob.pipeline.errors import PipelineError, SceneRenderFailed
 from videojob.pipeline.render_cache import RenderCache, cache_key
 from videojob.pipeline.sandbox import JobSandbox, SandboxUnavailable
