@@ -18,6 +18,12 @@ class Executor(str, Enum):
     job = "job"
 
 
+class SandboxMode(str, Enum):
+    auto = "auto"  # bubblewrap where it works; untrusted code is refused where it does not
+    bubblewrap = "bubblewrap"
+    none = "none"  # no OS sandbox: only for code you trust
+
+
 class ConfigError(ValueError):
     """A setting from the environment is invalid; the message names the variable."""
 
@@ -31,6 +37,8 @@ class Settings(BaseSettings):
     workdir: Path = Field(default=Path("/tmp/videojob"), description="Scratch space and local store")
     # Scenes of one job rendered at once. Each render is a child process that mostly uses one core.
     scene_parallelism: int = Field(default=2, ge=1, le=64)
+    # How scene code is isolated (see docs/security.md). `none` is an explicit opt-out.
+    sandbox: SandboxMode = SandboxMode.auto
     # Sandbox limits for one scene render (the wall clock comes from spec.render.sceneTimeoutSeconds).
     render_memory_mb: int = Field(default=3072, ge=256)
     render_max_output_mb: int = Field(default=2048, ge=1)

@@ -339,6 +339,8 @@ class VideoJobStatus(_StatusModel):
     upload: UploadStatus | None = None
     code_upload: CodeUploadStatus | None = None
     usage: Usage | None = None
+    # Which isolation rendered this generation's code (DESIGN: bubblewrap | pod | none).
+    sandbox: Literal["bubblewrap", "pod", "none"] | None = None
     message: str | None = None
     conditions: list[Condition] = []
 

@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bar (also when stderr is not a terminal)")
     run.add_argument("--metrics-file", default=None, help="write Prometheus metrics in textfile-collector format here")
     run.add_argument("--log-format", choices=["text", "json"], default="text")
+    run.add_argument("--sandbox", choices=["auto", "bubblewrap", "none"], default=None,
+                     help="isolation of scene code (default: VIDEOJOB_SANDBOX or auto); none = trusted code only")
 
     op = verbs.add_parser("operator", help="run the Kubernetes operator")
     scope = op.add_mutually_exclusive_group()
