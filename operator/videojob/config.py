@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     job_ttl_seconds_after_finished: int = Field(default=3600, ge=0)
     # JSON object merged under spec.podTemplate: resources, nodeSelector, tolerations, ...
     job_pod_defaults: str = "{}"
+    # RuntimeClass of worker pods (gVisor, Kata): a second kernel boundary around the render container.
+    job_runtime_class_name: str = ""
 
 
 def load_settings() -> Settings:
