@@ -57,6 +57,19 @@ class Settings(BaseSettings):
     job_pod_defaults: str = "{}"
     # RuntimeClass of worker pods (gVisor, Kata): a second kernel boundary around the render container.
     job_runtime_class_name: str = ""
+    # All-namespaces mode: the operator creates the worker ServiceAccount, a RoleBinding of this
+    # ClusterRole and the worker NetworkPolicy in a VideoJob's namespace (controller/worker_identity.py).
+    # Empty: the chart made them in every namespace VideoJobs may use.
+    worker_cluster_role: str = ""
+    # JSON objects: annotations of that ServiceAccount (IRSA), and the worker NetworkPolicy's spec.
+    worker_service_account_annotations: str = "{}"
+    worker_network_policy: str = "{}"
+
+    # Leader election (a coordination.k8s.io Lease), so two operator pods never both act.
+    leader_election: bool = False
+    lease_name: str = "videojob-operator"
+    lease_namespace: str = ""  # empty: the operator's own namespace (POD_NAMESPACE)
+    lease_duration_seconds: int = Field(default=15, ge=5, le=300)
 
 
 def load_settings() -> Settings:
