@@ -11,8 +11,10 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_serializer, model_validator
 from pydantic.alias_generators import to_camel
+
+from videojob.api import limits
 
 API_GROUP = "videogen.io"
 API_VERSION = "v1alpha1"
@@ -160,8 +162,13 @@ class RetryStrategy(_Model):
     backoff: Backoff = Backoff()
 
 
-# Kubernetes quantities: `cpu: 2` and `memory: 2Gi` are both valid.
-Quantity = Annotated[str | int | float, WithJsonSchema({"x-kubernetes-int-or-string": True})]
+# Kubernetes quantities: `cpu: 2`, `cpu: 0.5` and `memory: 2Gi` are all valid. `int-or-string`
+# would refuse 0.5 and a structural schema cannot say "number or string", so the node is untyped
+# and a CEL rule keeps it a scalar.
+QUANTITY_RULE = {"rule": "type(self) == string || type(self) == int || type(self) == double",
+                 "message": "a quantity: a number (2, 0.5) or a string (500m, 2Gi)"}
+Quantity = Annotated[str | int | float, WithJsonSchema({"x-kubernetes-preserve-unknown-fields": True,
+                                                        "x-kubernetes-validations": [QUANTITY_RULE]})]
 # Objects passed through to the pod spec as they are (the API server validates them on the Job).
 _OPAQUE_LIST = WithJsonSchema({"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}})
 _OPAQUE_OBJECT = WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True})
@@ -212,6 +219,14 @@ class VideoJobSpec(_Model):
     pod_template: Annotated[
         PodTemplate | None, Field(description="Pod settings when runs execute as Kubernetes Jobs.")
     ] = None
+
+    @model_validator(mode="after")
+    def _fits_in_annotations(self) -> "VideoJobSpec":
+        # The same bound as the CRD's CEL rule (api/limits.py): Kopf and kubectl keep the spec in
+        # annotations, which share 256 KiB.
+        if limits.spec_text_bytes(self.model_dump(by_alias=True, exclude_none=True), type(self)) > limits.MAX_SPEC_TEXT_BYTES:
+            raise ValueError(limits.SPEC_TOO_LARGE)
+        return self
 
     @property
     def source(self) -> Literal["code", "storyboard", "prompt", "none"]:
@@ -271,7 +286,11 @@ class StageStatus(_StatusModel):
     started_at: str | None = None
     finished_at: str | None = None
     attempts: int = 0
-    message: str | None = None
+    message: Annotated[str | None, Field(json_schema_extra={"maxLength": limits.MAX_STATUS_MESSAGE})] = None
+
+    @field_serializer("message")
+    def _cap(self, message: str | None) -> str | None:
+        return limits.truncate_message(message)
 
 
 class Outputs(_StatusModel):
@@ -312,9 +331,13 @@ class Condition(_StatusModel):
     type: str
     status: Literal["True", "False", "Unknown"]
     reason: str
-    message: str = ""
+    message: Annotated[str, Field(json_schema_extra={"maxLength": limits.MAX_STATUS_MESSAGE})] = ""
     observed_generation: int | None = None
     last_transition_time: str
+
+    @field_serializer("message")
+    def _cap(self, message: str) -> str:
+        return limits.truncate_message(message)
 
 
 class VideoJobStatus(_StatusModel):
@@ -336,8 +359,14 @@ class VideoJobStatus(_StatusModel):
     usage: Usage | None = None
     # Which isolation rendered this generation's code (DESIGN: bubblewrap | pod | none).
     sandbox: Literal["bubblewrap", "pod", "none"] | None = None
-    message: str | None = None
-    conditions: list[Condition] = []
+    # Capped in the CRD; every write goes through model_dump, which cuts it to fit.
+    message: Annotated[str | None, Field(json_schema_extra={"maxLength": limits.MAX_STATUS_MESSAGE})] = None
+    conditions: Annotated[list[Condition], Field(json_schema_extra={
+        "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})] = []
+
+    @field_serializer("message")
+    def _cap(self, message: str | None) -> str | None:
+        return limits.truncate_message(message)
 
     @classmethod
     def from_object(cls, raw: dict | None) -> "VideoJobStatus | None":
