@@ -14,7 +14,7 @@ import yaml
 from tests.deploy.conftest import CHART, FULL_VALUES, NAMESPACE, ROOT, HelmError, run_helm
 
 # The oldest Kubernetes the chart admits (Chart.yaml kubeVersion) and the newest schemas we have.
-KUBE_VERSIONS = ["1.27.0", kubernetes_validate.utils.latest_version() + ".0"]
+KUBE_VERSIONS = ["1.29.0", kubernetes_validate.utils.latest_version() + ".0"]
 BUILTIN_GROUPS = ("v1", "apps/v1", "batch/v1", "rbac.authorization.k8s.io/v1", "apiextensions.k8s.io/v1",
                   "networking.k8s.io/v1")
 
