@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -132,3 +133,44 @@ def test_without_a_render_server_the_worker_refuses_with_one_line_naming_the_con
 def test_the_worker_picks_the_pod_runner_when_the_job_sets_the_spool_variable(tmp_path):
     assert pod_runner_from_environment({SPOOL_ENV: str(tmp_path)}).isolation == "pod"
     assert pod_runner_from_environment({}) is None
+
+
+async def test_the_worker_renders_in_the_render_container_when_the_job_sets_the_spool(kube, spool, tmp_path, monkeypatch):
+    """`videojob worker` as in the Job's pod: VIDEOJOB_RENDER_SPOOL set, the render server beside it."""
+    from tests.controller.conftest import NAMESPACE, scene_code
+    from videojob.config import Settings
+    from videojob.controller.kube import KubeClient
+    from videojob.controller.worker import EXIT_OK, run_worker
+
+    monkeypatch.setenv(SPOOL_ENV, str(spool))
+    kube.create("podded", {"topic": "Pod", "code": scene_code(1), "render": {"quality": "low"}})
+    client = KubeClient(kube.client)
+    settings = Settings(workdir=tmp_path / "pod", scene_parallelism=1)
+    code = await run_worker(NAMESPACE, "podded", 1, 1, settings=settings, kube=client, min_write_interval=0.2)
+    assert code == EXIT_OK, kube.status("podded").get("message")
+    status = kube.status("podded")
+    assert status["phase"] == "Succeeded" and status["sandbox"] == "pod"
+    assert Path(status["outputs"]["videoURI"].removeprefix("file://")).stat().st_size == status["outputs"]["sizeBytes"] > 0
+
+
+def test_a_restarted_render_server_answers_the_scene_it_lost_at_once(tmp_path):
+    """The render container restarts when its server dies (say, killed by the scene it ran): the new
+    server answers the scene in flight as lost instead of running that code again."""
+    from videojob.pipeline.sandbox.pod import DONE, SUBMIT, PodInstance, read_small_json
+    from videojob.pipeline.sandbox.spool_server import SpoolServer
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    instance = PodInstance(spool)
+    scene = instance.root / "scene-1"
+    scene.mkdir()
+    (scene / SUBMIT).write_text('{"timeout_seconds": 60}')
+    server = SpoolServer(spool)
+    server.abandon_unfinished()
+    fd = os.open(scene, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert read_small_json(fd, DONE)["ended"] == "lost"
+    finally:
+        os.close(fd)
+    instance.close()
+    shutil.rmtree(server.private)

@@ -133,6 +133,7 @@ class SpoolServer:
             write_json_atomically(fd, SERVER_MARKER, {"pid": os.getpid()})
         finally:
             os.close(fd)
+        self.abandon_unfinished()
         log.info("render server: serving spool %s", self.spool)
         try:
             while not self._stop.wait(self.poll_interval):
@@ -142,6 +143,28 @@ class SpoolServer:
                 instance.close()
             self.instances.clear()
             shutil.rmtree(self.private, ignore_errors=True)
+
+    def abandon_unfinished(self) -> None:
+        """A restarted server (the container restarts when its process dies, e.g. killed by the
+        scene it ran) answers the scenes its predecessor took as lost instead of running them
+        again: the worker reports them at once rather than at their timeout."""
+        for instance in os.scandir(self.spool):
+            if not instance.name.startswith(INSTANCE_PREFIX) or not instance.is_dir(follow_symlinks=False):
+                continue
+            for scene in os.scandir(instance.path):
+                if (scene.is_dir(follow_symlinks=False) and os.path.lexists(os.path.join(scene.path, SUBMIT))
+                        and not os.path.lexists(os.path.join(scene.path, DONE))):
+                    try:
+                        fd = os.open(scene.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+                    except OSError:
+                        continue
+                    try:
+                        write_json_atomically(fd, DONE, {"ended": "lost", "wait_status": None,
+                                                         "detail": "the render container restarted during this scene"})
+                    except OSError:
+                        pass
+                    finally:
+                        os.close(fd)
 
     def scan(self) -> None:
         present = set()
