@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     # Comma-separated Secret names for pulling the worker image from a private registry.
     worker_image_pull_secrets: str = ""
     job_ttl_seconds_after_finished: int = Field(default=3600, ge=0)
+    # More than one operator replica: only the holder of the Lease `videojob-operator` (in
+    # POD_NAMESPACE) handles VideoJobs; the others stand by (controller/leader.py).
+    leader_election: bool = False
+    # A worker Job whose pod cannot be created (FailedCreate) or scheduled fails after this long.
+    job_pod_start_timeout_seconds: int = Field(default=600, ge=1)
     # JSON object merged under spec.podTemplate: resources, nodeSelector, tolerations, ...
     job_pod_defaults: str = "{}"
     # RuntimeClass of worker pods (gVisor, Kata): a second kernel boundary around the render container.
@@ -64,12 +69,6 @@ class Settings(BaseSettings):
     # JSON objects: annotations of that ServiceAccount (IRSA), and the worker NetworkPolicy's spec.
     worker_service_account_annotations: str = "{}"
     worker_network_policy: str = "{}"
-
-    # Leader election (a coordination.k8s.io Lease), so two operator pods never both act.
-    leader_election: bool = False
-    lease_name: str = "videojob-operator"
-    lease_namespace: str = ""  # empty: the operator's own namespace (POD_NAMESPACE)
-    lease_duration_seconds: int = Field(default=15, ge=5, le=300)
 
 
 def load_settings() -> Settings:
