@@ -241,7 +241,8 @@ async def test_the_worker_runs_the_pipeline_and_reports_into_status(operator, ku
 
 async def test_a_failure_the_worker_reports_as_permanent_is_not_retried(operator, kube, jobs, tmp_path):
     operator(**JOB_MODE)
-    bad = "import os\nfrom manim import *\n\nclass S(Scene):\n    def construct(self):\n        os.system('id')\n"
+    # Code that can never render (a module not installed): refused before rendering, permanently.
+    bad = "import manimgl\nfrom manim import *\n\nclass S(Scene):\n    def construct(self):\n        manimgl.run()\n"
     create(kube, "hostile", {"topic": "Bad", "code": bad, "render": {"quality": "low"}, "retryStrategy": QUICK_RETRY})
     jobs.wait_for("hostile-g1-a1")
     kube.wait_phase("hostile", "Pending")

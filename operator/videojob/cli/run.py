@@ -46,7 +46,6 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
         for line in exc.problems:
             sys.stderr.write(f"  {line}\n")
         return EXIT_INVALID
-    _warm_sandboxes(job, output_dir, args, sandbox)
     from videojob.config import ConfigError, load_settings
 
     try:
@@ -62,6 +61,7 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
             _error("--parallel: must be at least 1")
             return EXIT_INVALID
         settings.scene_parallelism = args.parallel
+    _warm_sandboxes(job, output_dir, args.quality, settings.scene_parallelism, sandbox)
     from videojob.pipeline.sandbox import SandboxLimits
 
     sandbox.limits = SandboxLimits(memory_mb=settings.render_memory_mb, max_output_mb=settings.render_max_output_mb)
@@ -70,20 +70,38 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
     json_logs = getattr(args, "log_format", "text") == "json"
     configure_logging("json" if json_logs else "text", logging.INFO if json_logs else logging.WARNING)
     with job_context(job.metadata.namespace or "local", job.metadata.name, job.metadata.generation):
-        return asyncio.run(_run(job, settings, output_dir, args, sandbox))
+        return asyncio.run(_prefetch_and_run(job, settings, output_dir, args, sandbox))
 
 
-def _warm_sandboxes(job, output_dir: Path, args, sandbox) -> None:
+async def _prefetch_and_run(job, settings, output_dir: Path, args, sandbox) -> int:
+    """Scenes known from the manifest start rendering (in the pipeline's prefetch, through the
+    same sandbox, reader and cache as the render step) while LangGraph and friends load."""
+    import importlib
+
+    from videojob.pipeline.prefetch import Prefetch
+    from videojob.pipeline.render_cache import RenderCache
+    from videojob.pipeline.sandbox import SandboxLimits
+
+    limits = SandboxLimits(timeout_seconds=job.spec.render.scene_timeout_seconds, memory_mb=settings.render_memory_mb,
+                           max_output_mb=settings.render_max_output_mb)
+    work = output_dir / ".work"
+    work.mkdir(parents=True, exist_ok=True)
+    cache = RenderCache(output_dir / ".cache" / "renders", settings.render_cache_mb * 1024 * 1024)
+    prefetch = Prefetch.start(job, sandbox, cache, work, args.quality, limits, settings.scene_parallelism)
+    try:
+        await asyncio.to_thread(importlib.import_module, "videojob.run")
+        return await _run(job, settings, output_dir, args, sandbox)
+    finally:
+        await prefetch.aclose()
+
+
+def _warm_sandboxes(job, output_dir: Path, quality: str | None, parallelism: int, sandbox) -> None:
     """Start the sandboxes the first scenes will need now, so Manim's import in them overlaps the
     pipeline's own start-up; none when every known scene is cached."""
-    import os
-
     from videojob.pipeline.render_cache import uncached_known_scenes
 
-    needed = uncached_known_scenes(job, output_dir / ".cache" / "renders", args.quality)
-    parallel = args.parallel or int(os.environ.get("VIDEOJOB_SCENE_PARALLELISM", "2") or 2)
-    count = 1 if needed is None else min(needed, max(1, parallel))
-    sandbox.prewarm(count)
+    needed = uncached_known_scenes(job, output_dir / ".cache" / "renders", quality)
+    sandbox.prewarm(1 if needed is None else min(needed, parallelism))
 
 
 async def _run(job, settings, output_dir: Path, args, sandbox) -> int:

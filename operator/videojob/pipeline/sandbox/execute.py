@@ -17,6 +17,7 @@ import os
 import resource
 import sys
 import traceback
+import types
 from pathlib import Path
 
 _QUALITY = {
@@ -71,9 +72,12 @@ def render_scene(scratch: str, request: dict) -> dict:
     try:
         with open(code_file, encoding="utf-8") as f:
             code = f.read()
-        namespace: dict = {"__name__": "videojob_scene"}
-        exec(compile(code, code_file, "exec"), namespace)  # noqa: S102 - the point; fenced from outside
-        scene_cls = namespace.get(request["scene_class"])
+        # A real module, registered: dataclasses, pickling and typing look classes up by module.
+        module = types.ModuleType("videojob_scene")
+        module.__file__ = code_file
+        sys.modules[module.__name__] = module
+        exec(compile(code, code_file, "exec"), module.__dict__)  # noqa: S102 - the point; fenced from outside
+        scene_cls = getattr(module, request["scene_class"], None)
         if scene_cls is None:
             raise LookupError(f"class {request['scene_class']!r} not found in the code")
         with tempconfig(
@@ -95,7 +99,10 @@ def render_scene(scratch: str, request: dict) -> dict:
     except MemoryError:
         return {"ok": False, "error": "MemoryError: the scene exceeded the sandbox memory limit", "kind": "memory"}
     except BaseException as exc:  # noqa: BLE001 - everything the scene does is reported, not raised
-        return {"ok": False, "error": _user_traceback(exc, code_file), "kind": type(exc).__name__}
+        error = _user_traceback(exc, code_file)
+        if len(error) > 8000:  # the parent caps it too; keep result.json well under its limit
+            error = error[:2000] + " ... " + error[-6000:]
+        return {"ok": False, "error": error, "kind": type(exc).__name__}
 
 
 def execute_scratch(scratch: str | os.PathLike) -> None:

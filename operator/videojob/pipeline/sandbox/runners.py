@@ -206,7 +206,7 @@ class BubblewrapRunner(_PooledRunner):
             argv = [
                 shutil.which("bwrap"), *self._namespace_args(fd), "--clearenv", *setenv,
                 *binds, *self._usr_links(), "--proc", "/proc", "--dev", "/dev",
-                "--bind", str(root), INNER_ROOT, "--chdir", INNER_ROOT,
+                "--bind", str(root), INNER_ROOT, "--remount-ro", "/", "--chdir", INNER_ROOT,
                 sys.executable, *_ZYGOTE, INNER_ROOT, "--own-pid-namespace",
             ]
             return ZygoteInstance(root, argv, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, pass_fds=(fd,))
@@ -222,8 +222,8 @@ class UnconfinedRunner(_PooledRunner):
     _warned = False
 
     def check(self) -> None:
-        if not UnconfinedRunner._warned:
-            UnconfinedRunner._warned = True
+        if not self._warned:
+            self._warned = True
             log.warning("VIDEOJOB_SANDBOX=none: scene code runs WITHOUT an OS sandbox; use this only for code you trust")
 
     def _start(self) -> ZygoteInstance:

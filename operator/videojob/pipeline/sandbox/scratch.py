@@ -78,15 +78,17 @@ def _open_regular(dir_fd: int, relative: str) -> int | None:
 
 
 def _read_capped(dir_fd: int, name: str, cap: int) -> bytes | None:
-    """The whole file, or None if absent, not a regular file, or larger than `cap`."""
+    """The whole file; None if absent or not a regular file; raises _TooLarge past `cap`."""
     fd = _open_regular(dir_fd, name)
     if fd is None:
         return None
     try:
         data = os.read(fd, cap + 1)
-        return None if len(data) > cap else data
     finally:
         os.close(fd)
+    if len(data) > cap:
+        raise _TooLarge
+    return data
 
 
 def _log_tail(dir_fd: int) -> str:
@@ -107,11 +109,14 @@ def read_outcome(dir_fd: int, out_path: Path, limits: SandboxLimits, execution: 
     from `prepare_scratch`). On success the movie is a parent-made copy at `out_path`."""
     if execution.ended == "timeout":
         return RenderOutcome(False, error=f"timed out after {limits.timeout_seconds:g} s", kind="Timeout")
-    raw = _read_capped(dir_fd, "result.json", RESULT_MAX_BYTES)
+    try:
+        raw = _read_capped(dir_fd, "result.json", RESULT_MAX_BYTES)
+    except _TooLarge:
+        return RenderOutcome(False, error="the render left an oversized result", kind="BadOutput")
     result = _parse_result(raw)
     if result is None:
         if raw is not None:
-            return RenderOutcome(False, error="the render left an unreadable or oversized result", kind="BadOutput")
+            return RenderOutcome(False, error="the render left an unreadable result", kind="BadOutput")
         if execution.ended == "lost":
             detail = f": {execution.detail}" if execution.detail else ""
             return RenderOutcome(False, error="the sandbox stopped unexpectedly" + detail, kind="Crashed")
@@ -194,6 +199,8 @@ def _death(wait_status: int | None, log_tail: str) -> RenderOutcome:
     if os.WIFSIGNALED(wait_status):
         sig = os.WTERMSIG(wait_status)
         kind = {signal.SIGXCPU: "CPULimit", signal.SIGXFSZ: "OutputLimit", signal.SIGKILL: "Killed"}.get(sig, "Crashed")
+    elif os.WEXITSTATUS(wait_status) == 0:
+        return RenderOutcome(False, error="the render process ended without a result", kind="NoOutput")
     else:
         sig, kind = None, "Crashed"
     what = {
