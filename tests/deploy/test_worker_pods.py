@@ -83,7 +83,7 @@ def egress_by_port(policy) -> dict[int, list]:
 def test_networkpolicy_denies_ingress_and_allows_only_dns_api_server_and_endpoints(render, monkeypatch):
     rendered = render(set_=["networkPolicy.apiServer.cidrs={10.0.0.10/32,10.0.0.11/32}",
                             "networkPolicy.endpointCIDRs={10.20.0.0/24}"])
-    policy = rendered.one("NetworkPolicy", "videojob-operator-jobs", NAMESPACE)
+    policy = rendered.one("NetworkPolicy", "videojob-operator-worker", NAMESPACE)
     spec = policy["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in spec  # no ingress at all
     # It selects exactly the pods of worker Jobs.
@@ -126,7 +126,7 @@ def test_named_namespaces_each_get_worker_account_binding_and_policy(full):
         assert sa["automountServiceAccountToken"] is False
         binding = full.one("RoleBinding", "videojob-operator-worker", ns)
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "videojob-worker", "namespace": ns}]
-        assert full.one("NetworkPolicy", "videojob-operator-jobs", ns)
+        assert full.one("NetworkPolicy", "videojob-operator-worker", ns)
     # The chart made them: the operator is not asked to.
     assert "VIDEOJOB_WORKER_CLUSTER_ROLE" not in full.env()
 
@@ -146,6 +146,7 @@ def test_all_namespaces_mode_the_operator_makes_the_same_identity_in_any_namespa
     assert made["RoleBinding"]["subjects"] == [{"kind": "ServiceAccount", "name": "videojob-worker", "namespace": "team-z"}]
     assert made["NetworkPolicy"]["spec"] == rendered.one("NetworkPolicy", namespace=NAMESPACE)["spec"]
     assert made["NetworkPolicy"]["metadata"]["namespace"] == "team-z"
+    assert made["NetworkPolicy"]["metadata"]["name"] == rendered.one("NetworkPolicy", namespace=NAMESPACE)["metadata"]["name"]
     # ... and its ClusterRole may bind exactly that role.
     (bind,) = [r for r in rendered.one("ClusterRole", "videojob-operator")["rules"] if r["verbs"] == ["bind"]]
     assert bind["resourceNames"] == [made["RoleBinding"]["roleRef"]["name"]]

@@ -63,7 +63,8 @@ def worker_network_policy(namespace: str, settings: Settings) -> dict[str, Any] 
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": {"name": f"{settings.worker_cluster_role or 'videojob'}-jobs", "namespace": namespace,
+        # Named like the chart's own (after the worker ClusterRole), so a namespace never gets two.
+        "metadata": {"name": settings.worker_cluster_role or "videojob-worker", "namespace": namespace,
                      "labels": dict(MANAGED_LABELS)},
         "spec": spec,
     }
