@@ -52,6 +52,14 @@ class _StatusModel(_Model):
         alias_generator=to_camel, populate_by_name=True, extra="ignore", use_enum_values=True
     )
 
+    @field_serializer("message", check_fields=False)
+    def _cap_message(self, message: str | None) -> str | None:
+        # The CRD caps messages; every status write is a model_dump, which cuts them to fit.
+        return limits.truncate_message(message)
+
+
+_Message = Field(json_schema_extra={"maxLength": limits.MAX_STATUS_MESSAGE})
+
 
 # --------------------------------------------------------------------------------------- spec
 
@@ -286,11 +294,7 @@ class StageStatus(_StatusModel):
     started_at: str | None = None
     finished_at: str | None = None
     attempts: int = 0
-    message: Annotated[str | None, Field(json_schema_extra={"maxLength": limits.MAX_STATUS_MESSAGE})] = None
-
-    @field_serializer("message")
-    def _cap(self, message: str | None) -> str | None:
-        return limits.truncate_message(message)
+    message: Annotated[str | None, _Message] = None
 
 
 class Outputs(_StatusModel):
@@ -331,13 +335,9 @@ class Condition(_StatusModel):
     type: str
     status: Literal["True", "False", "Unknown"]
     reason: str
-    message: Annotated[str, Field(json_schema_extra={"maxLength": limits.MAX_STATUS_MESSAGE})] = ""
+    message: Annotated[str, _Message] = ""
     observed_generation: int | None = None
     last_transition_time: str
-
-    @field_serializer("message")
-    def _cap(self, message: str) -> str:
-        return limits.truncate_message(message)
 
 
 class VideoJobStatus(_StatusModel):
@@ -359,14 +359,9 @@ class VideoJobStatus(_StatusModel):
     usage: Usage | None = None
     # Which isolation rendered this generation's code (DESIGN: bubblewrap | pod | none).
     sandbox: Literal["bubblewrap", "pod", "none"] | None = None
-    # Capped in the CRD; every write goes through model_dump, which cuts it to fit.
-    message: Annotated[str | None, Field(json_schema_extra={"maxLength": limits.MAX_STATUS_MESSAGE})] = None
+    message: Annotated[str | None, _Message] = None
     conditions: Annotated[list[Condition], Field(json_schema_extra={
         "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})] = []
-
-    @field_serializer("message")
-    def _cap(self, message: str | None) -> str | None:
-        return limits.truncate_message(message)
 
     @classmethod
     def from_object(cls, raw: dict | None) -> "VideoJobStatus | None":
