@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--attempt", type=int, default=1)
     worker.add_argument("--log-format", choices=["text", "json"], default="text")
 
+    render = verbs.add_parser("render-server", help="render scenes the worker drops into a spool (a Job pod's render container)")
+    render.add_argument("--spool", required=True, help="directory shared with the worker (an emptyDir)")
+    render.add_argument("--poll-interval", type=float, default=0.05, help="seconds between looks at the spool")
+    render.add_argument("--log-format", choices=["text", "json"], default="text")
+
     verbs.add_parser("crd", help="print the CustomResourceDefinition generated from the API models")
 
     aws = verbs.add_parser("aws", help="AWS resources: init (create for development) or health (check)")
@@ -70,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         from videojob.controller.worker import worker_command
 
         return worker_command(args)
+    if args.verb == "render-server":
+        from videojob.cli.render_server import render_server_command
+
+        return render_server_command(args)
     if args.verb == "aws":
         from videojob.cli.aws import aws_command
 
