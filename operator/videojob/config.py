@@ -18,6 +18,12 @@ class Executor(str, Enum):
     job = "job"
 
 
+class SandboxMode(str, Enum):
+    auto = "auto"  # bubblewrap where it works; untrusted code is refused where it does not
+    bubblewrap = "bubblewrap"
+    none = "none"  # no OS sandbox: only for code you trust
+
+
 class ConfigError(ValueError):
     """A setting from the environment is invalid; the message names the variable."""
 
@@ -31,6 +37,8 @@ class Settings(BaseSettings):
     workdir: Path = Field(default=Path("/tmp/videojob"), description="Scratch space and local store")
     # Scenes of one job rendered at once. Each render is a child process that mostly uses one core.
     scene_parallelism: int = Field(default=2, ge=1, le=64)
+    # How scene code is isolated (see docs/security.md). `none` is an explicit opt-out.
+    sandbox: SandboxMode = SandboxMode.auto
     # Sandbox limits for one scene render (the wall clock comes from spec.render.sceneTimeoutSeconds).
     render_memory_mb: int = Field(default=3072, ge=256)
     render_max_output_mb: int = Field(default=2048, ge=1)
@@ -45,8 +53,22 @@ class Settings(BaseSettings):
     # Comma-separated Secret names for pulling the worker image from a private registry.
     worker_image_pull_secrets: str = ""
     job_ttl_seconds_after_finished: int = Field(default=3600, ge=0)
+    # More than one operator replica: only the holder of the Lease `videojob-operator` (in
+    # POD_NAMESPACE) handles VideoJobs; the others stand by (controller/leader.py).
+    leader_election: bool = False
+    # A worker Job whose pod cannot be created (FailedCreate) or scheduled fails after this long.
+    job_pod_start_timeout_seconds: int = Field(default=600, ge=1)
     # JSON object merged under spec.podTemplate: resources, nodeSelector, tolerations, ...
     job_pod_defaults: str = "{}"
+    # RuntimeClass of worker pods (gVisor, Kata): a second kernel boundary around the render container.
+    job_runtime_class_name: str = ""
+    # All-namespaces mode: the operator creates the worker ServiceAccount, a RoleBinding of this
+    # ClusterRole and the worker NetworkPolicy in a VideoJob's namespace (controller/worker_identity.py).
+    # Empty: the chart made them in every namespace VideoJobs may use.
+    worker_cluster_role: str = ""
+    # JSON objects: annotations of that ServiceAccount (IRSA), and the worker NetworkPolicy's spec.
+    worker_service_account_annotations: str = "{}"
+    worker_network_policy: str = "{}"
 
 
 def load_settings() -> Settings:

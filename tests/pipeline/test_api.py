@@ -37,8 +37,7 @@ def test_schema_is_structural():
     version = crd()["spec"]["versions"][0]
     schema = version["schema"]["openAPIV3Schema"]
     for path, node in _walk(schema):
-        # Kubernetes exempts int-or-string and preserve-unknown-fields nodes (spec.narration.subtitles:
-        # true | false | burnIn) from having a type.
+        # Kubernetes allows an untyped node only with int-or-string or preserve-unknown-fields.
         assert "type" in node or node.get("x-kubernetes-int-or-string") or node.get(
             "x-kubernetes-preserve-unknown-fields"), f"{path} has no type"
         for forbidden in ("$ref", "anyOf", "oneOf", "allOf", "title", "const"):

@@ -144,14 +144,21 @@ async def run_worker(
 
         from videojob.run import run_videojob
 
-        result = await run_videojob(
-            job,
-            settings=settings,
-            store_root=Path(store_root or settings.workdir),
-            tracker=tracker,
-            callbacks=[lambda event: writer.update(important=event.kind in ("stage_started", "stage_failed"))],
-            credentials=credentials,
-        )
+        store = Path(store_root or settings.workdir)
+        sandbox = _pod_sandbox(store)
+        try:
+            result = await run_videojob(
+                job,
+                settings=settings,
+                store_root=store,
+                tracker=tracker,
+                callbacks=[lambda event: writer.update(important=event.kind in ("stage_started", "stage_failed"))],
+                credentials=credentials,
+                sandbox=sandbox,
+            )
+        finally:
+            if sandbox is not None:
+                sandbox.close()
         if not result.succeeded and job.spec.human_loop and result.error is not None and result.error.permanent:
             tracker.status.completion_time = None
             tracker.awaiting_input(
@@ -180,6 +187,16 @@ async def _videojob_to_run(jobs: Any, namespace: str, name: str, generation: int
             f"generation {generation}; nothing to do (the operator runs the new generation)"
         )
     return raw
+
+
+def _pod_sandbox(store: Path) -> Any:
+    """In a Job pod with a render container (VIDEOJOB_RENDER_SPOOL set), scenes render there
+    (status.sandbox: pod); otherwise run_videojob makes the usual sandbox (VIDEOJOB_SANDBOX)."""
+    from videojob.pipeline.sandbox import Sandbox
+    from videojob.pipeline.sandbox.pod import pod_runner_from_environment
+
+    runner = pod_runner_from_environment()
+    return None if runner is None else Sandbox(store / ".work", runner=runner)
 
 
 class _CredentialsUnavailable(Exception):

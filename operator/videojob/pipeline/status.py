@@ -145,6 +145,8 @@ class StatusTracker:
         self.status.progress_percent = event.percent
         if event.message:
             self.status.message = event.message
+        if event.data.get("sandbox") in ("bubblewrap", "pod", "none"):
+            self.status.sandbox = event.data["sandbox"]
         stage = self._stage(event.stage)
         important = stage is not None and event.kind in ("stage_started", "stage_finished", "stage_failed")
         if stage is None:
