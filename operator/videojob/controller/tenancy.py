@@ -1,0 +1,127 @@
+"""Applies the tenancy policy (`videojob.policy`) with the Kubernetes reads it needs.
+
+- `TenancyGate.admit` runs before a VideoJob is queued: the pure checks, then the two reads
+  only some VideoJobs need, each the smallest that can decide: the Namespace (for its
+  `videogen.io/projects` annotation, only when spec.projectId is not the namespace), and a
+  metadata-only list of Secrets filtered by name AND the `videogen.io/credentials=true` label
+  (only when spec.llm.credentialsSecretRef is set).
+- `read_job_credentials` is how a run reads its Secret: the same label-filtered list, so the API
+  server never returns an unlabelled Secret's data to the operator, then only the keys of the
+  providers the job uses.
+
+Both need the operator's rights `get namespaces` and `list secrets` (the Helm chart grants them);
+a field selector on metadata.name lets `resourceNames` still restrict which Secrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from typing import Any
+
+from kubernetes.client.rest import ApiException
+
+from videojob import policy
+from videojob.api.models import VideoJob
+
+log = logging.getLogger(__name__)
+
+# Ask for metadata only (the API server then sends no Secret data at all), JSON as a fallback.
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+
+
+class SecretUnavailable(Exception):
+    """The labelled Secret cannot be read now (deleted or unlabelled since admission, API error)."""
+
+
+async def namespace_annotations(core: Any, namespace: str) -> dict[str, str]:
+    """The Namespace's annotations; empty when it cannot be read (then nothing is granted)."""
+    try:
+        ns = await asyncio.to_thread(core.read_namespace, namespace)
+    except ApiException as exc:
+        log.warning("cannot read Namespace %s (HTTP %s); it is granted no other project", namespace, exc.status)
+        return {}
+    return dict((ns.metadata.annotations if ns.metadata else None) or {})
+
+
+async def _labelled_secrets(core: Any, namespace: str, name: str, *, metadata_only: bool) -> list[dict[str, Any]]:
+    """Secrets named `name` that carry the credentials label: a list the API server filters."""
+    # Through call_api: the generated list method would replace our Accept header with its own.
+    response = await asyncio.to_thread(
+        core.api_client.call_api, "/api/v1/namespaces/{namespace}/secrets", "GET",
+        path_params={"namespace": namespace},
+        query_params=[("labelSelector", policy.CREDENTIALS_LABEL_SELECTOR), ("fieldSelector", f"metadata.name={name}")],
+        header_params={"Accept": METADATA_ONLY if metadata_only else "application/json"},
+        auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
+    )
+    try:
+        body = json.loads(response.data)
+    finally:
+        response.release_conn()
+    items = [item for item in body.get("items") or [] if (item.get("metadata") or {}).get("name") == name]
+    # A server that ignored the selector must not make us use an unlabelled Secret.
+    return [i for i in items if ((i.get("metadata") or {}).get("labels") or {}).get(policy.CREDENTIALS_LABEL) == "true"]
+
+
+class TenancyGate:
+    """The admission check of one operator: `admit(job, namespace)` -> Denial or None."""
+
+    def __init__(self, settings: Any, core: Any):
+        self.policy = policy.TenancyPolicy.from_settings(settings)
+        self.default_model = settings.llm_model
+        self.core = core
+
+    async def admit(self, job: VideoJob, namespace: str) -> policy.Denial | None:
+        annotations = None
+        if policy.project_needs_namespace(job, namespace):
+            annotations = await namespace_annotations(self.core, namespace)
+        denial = policy.check(job, namespace, self.policy, default_model=self.default_model,
+                              namespace_annotations=annotations)
+        if denial is None:
+            denial = await self._check_secret(job, namespace)
+        return denial
+
+    async def _check_secret(self, job: VideoJob, namespace: str) -> policy.Denial | None:
+        llm = job.spec.llm
+        if llm is None or llm.credentials_secret_ref is None:
+            return None
+        name = llm.credentials_secret_ref.name
+        try:
+            found = await _labelled_secrets(self.core, namespace, name, metadata_only=True)
+        except ApiException as exc:  # RBAC or the API server: decided when the run reads it
+            log.warning("cannot list Secrets in %s (HTTP %s); checked again when the run starts", namespace, exc.status)
+            return None
+        if found:
+            return None
+        return policy.Denial(
+            "spec.llm.credentialsSecretRef.name", policy.RULE_SECRET_LABEL,
+            f"no Secret {name!r} with the label {policy.CREDENTIALS_LABEL}: \"true\" in namespace {namespace!r}; "
+            "the operator reads only Secrets that opt in with that label (add it, then edit the VideoJob)",
+        )
+
+
+async def read_job_credentials(core: Any, namespace: str, job: VideoJob, default_model: str | None) -> dict[str, str] | None:
+    """The keys of the job's labelled Secret its providers use; None without credentialsSecretRef.
+    Raises SecretUnavailable (naming the Secret, never its data) when it cannot be read."""
+    llm = job.spec.llm
+    if llm is None or llm.credentials_secret_ref is None:
+        return None
+    name = llm.credentials_secret_ref.name
+    try:
+        found = await _labelled_secrets(core, namespace, name, metadata_only=False)
+    except ApiException as exc:
+        raise SecretUnavailable(
+            f"cannot read Secret {name!r} from spec.llm.credentialsSecretRef (HTTP {exc.status})"
+        ) from None
+    if not found:
+        raise SecretUnavailable(
+            f"Secret {name!r} from spec.llm.credentialsSecretRef is gone or no longer labelled "
+            f"{policy.CREDENTIALS_LABEL}: \"true\""
+        )
+    secret = found[0]
+    keys = policy.secret_keys(job, default_model)
+    data = {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in (secret.get("data") or {}).items() if k in keys}
+    data.update({k: v for k, v in (secret.get("stringData") or {}).items() if k in keys})
+    return data
