@@ -245,7 +245,8 @@ def test_cluster_mode_operator_clusterrole_is_least_privilege(default):
         ("videogen.io", "videojobs"): {"get", "list", "watch", "patch"},
         ("videogen.io", "videojobs/status"): {"get", "patch", "update"},
         ("", "events"): {"create", "patch"},
-        ("", "secrets"): {"get"},
+        ("", "namespaces"): {"get"},
+        ("", "secrets"): {"list"},
         ("batch", "jobs"): {"create", "get", "list", "watch", "delete", "patch"},
         ("", "pods"): {"get", "list", "watch"},
         ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
@@ -299,7 +300,7 @@ def test_secret_access_can_be_scoped_by_name_or_removed(full, render):
     for rules_owner in (full.one("Role", "videojob-operator", "videos"), full.one("ClusterRole", "videojob-operator-worker")):
         (rule,) = [r for r in rules_owner["rules"] if r["resources"] == ["secrets"]]
         assert rule["resourceNames"] == ["videojob-llm", "llm-keys"]
-        assert rule["verbs"] == ["get"]
+        assert rule["verbs"] == ["list"]  # by metadata.name and the credentials label
     rendered = render(set_=["rbac.secrets.enabled=false"])
     for role in rendered.all("ClusterRole"):
         assert ("", "secrets") not in rules_of(role), role["metadata"]["name"]
@@ -311,7 +312,7 @@ def test_worker_serviceaccount_is_narrow_and_bound_per_namespace(default, full):
         ("videogen.io", "videojobs"): {"get"},
         ("videogen.io", "videojobs/status"): {"get", "patch"},
         ("", "events"): {"create"},
-        ("", "secrets"): {"get"},
+        ("", "secrets"): {"list"},
     }
     # Bound with RoleBindings only: the worker has no rights outside its namespace.
     assert not [b for b in default.all("ClusterRoleBinding") if b["roleRef"]["name"].endswith("-worker")]

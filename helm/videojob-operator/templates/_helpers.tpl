@@ -89,13 +89,20 @@ app.kubernetes.io/part-of: videojob
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]
+{{- /* Tenancy: the videogen.io/projects annotation of a VideoJob's own Namespace (a Role in that
+namespace can grant this: the API server authorises GET namespaces/NAME in namespace NAME). */}}
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get]
 {{- if .Values.rbac.secrets.enabled }}
+{{- /* list by metadata.name AND the label videogen.io/credentials=true; resourceNames still
+apply to a list with a metadata.name field selector. */}}
 - apiGroups: [""]
   resources: [secrets]
   {{- with .Values.rbac.secrets.resourceNames }}
   resourceNames: {{ toJson . }}
   {{- end }}
-  verbs: [get]
+  verbs: [list]
 {{- end }}
 {{- if eq .Values.operator.executor "job" }}
 - apiGroups: [batch]
