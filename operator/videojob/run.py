@@ -18,7 +18,9 @@ from typing import Any
 from videojob.api.manifest import InvalidVideoJob
 from videojob.api.models import VideoJob
 from videojob.config import ConfigError, Settings
+from videojob.policy import TenancyPolicy
 from videojob.pipeline import llm as llm_mod
+from videojob.pipeline.budget import UsageBudget
 from videojob.pipeline.context import PipelineContext, StageGate, _open_gate
 from videojob.pipeline.errors import InvalidContent, PipelineError, TransientError
 from videojob.pipeline.graph import build_graph
@@ -108,14 +110,18 @@ async def run_videojob(
     publisher: Publisher | None = None,
     sandbox: Sandbox | None = None,
     tracker: StatusTracker | None = None,
+    tenant: bool = False,
 ) -> RunResult:
-    """Run the pipeline for `job` to the end. Cancel the task to stop it (children are killed)."""
+    """Run the pipeline for `job` to the end. Cancel the task to stop it (children are killed).
+
+    `tenant`: the job is a tenant's, run by the operator: a model at spec.llm.baseUrl gets only
+    `credentials` (its own Secret's keys), never the operator's environment."""
     tracker = tracker or StatusTracker(job.metadata.generation)
     if tracker.status.phase not in ("Running",):
         tracker.started()
     try:
         if llm is _UNSET:
-            llm = llm_mod.resolve_model(job.spec.llm, settings.llm_model, credentials)
+            llm = llm_mod.resolve_model(job.spec.llm, settings.llm_model, credentials, tenant=tenant)
         check_runnable(job, llm)
         publisher = publisher or make_publisher(settings, Path(store_root))
     except (InvalidVideoJob, PipelineError) as exc:
@@ -160,6 +166,7 @@ async def run_videojob(
         repair_memory=settings.repair_memory,
         before_stage=before_stage,
         upload_callbacks=list(upload_callbacks or []),
+        budget=UsageBudget(TenancyPolicy.from_settings(settings).caps),
     )
     state = initial_state(job, quality)
     final: dict[str, Any] = state.model_dump()

@@ -109,7 +109,8 @@ def test_human_loop_waits_for_input_instead_of_failing(operator, kube):
 def test_llm_credentials_are_read_but_never_shown(operator, kube, apiserver):
     operator()
     kube.core.create_namespaced_secret("default", {
-        "metadata": {"name": "llm-keys"}, "data": {"OPENAI_API_KEY": "c3VwZXItc2VjcmV0LXZhbHVl"},  # super-secret-value
+        "metadata": {"name": "llm-keys", "labels": {"videogen.io/credentials": "true"}},
+        "data": {"OPENAI_API_KEY": "c3VwZXItc2VjcmV0LXZhbHVl"},  # super-secret-value
     })
     kube.create("with-keys", {"topic": "Keys", "code": scene_code(1), "render": {"quality": "low"},
                               "llm": {"model": "openai:gpt-4o-mini", "credentialsSecretRef": {"name": "llm-keys"}}})

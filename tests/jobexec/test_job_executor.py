@@ -357,7 +357,8 @@ async def test_a_transient_failure_the_worker_reports_is_retried_and_the_next_at
     assert "BackOff" in warnings(kube, "keys")
 
     # Attempt 2: the Secret is there now.
-    kube.core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "llm-keys"}, "stringData": {"OPENAI_API_KEY": "sk-test"}})
+    kube.core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "llm-keys", "labels": {"videogen.io/credentials": "true"}},
+                                                   "stringData": {"OPENAI_API_KEY": "sk-test"}})
     assert await run_worker(NAMESPACE, "keys", 1, 2, settings=settings, kube=client) == EXIT_OK
     jobs.finish("keys-g1-a2", "Complete")
     status = kube.wait_phase("keys", "Succeeded")["status"]

@@ -25,8 +25,10 @@ from videojob.controller.executor import InlineExecutor
 from videojob.controller.jobrun import RunRequest
 from videojob.controller.metrics import JobBook
 from videojob.controller.status_writer import nulls_for_removed
+from videojob.controller.tenancy import TenancyGate
 from videojob.logs import remember_object
 from videojob.pipeline.status import StatusTracker
+from videojob.policy import REASON as POLICY_DENIED
 from videojob.run import check_runnable
 
 log = logging.getLogger(__name__)
@@ -44,8 +46,10 @@ def plain(value: Any) -> Any:
 
 
 class Controller:
-    def __init__(self, settings: Settings, kube: Any, executor: InlineExecutor, events: EventRecorder, book: JobBook):
+    def __init__(self, settings: Settings, kube: Any, executor: InlineExecutor, events: EventRecorder, book: JobBook,
+                 tenancy: TenancyGate | None = None):
         self.settings = settings
+        self.tenancy = tenancy or TenancyGate(settings, kube.core)
         self.kube = kube
         self.executor = executor
         self.events = events
@@ -112,7 +116,13 @@ class Controller:
             job = self.validate(raw)
         except InvalidVideoJob as exc:
             await self.executor.cancel(meta["uid"])
-            await self._reject(raw, exc)
+            await self._reject(raw, "InvalidSpec", "invalid spec: " + "; ".join(exc.problems))
+            return
+        denial = await self.tenancy.admit(job, meta["namespace"])
+        if denial is not None:  # before anything is read, spent or written for the run
+            await self.executor.cancel(meta["uid"])
+            metrics.record_policy_denial(denial.rule)
+            await self._reject(raw, POLICY_DENIED, f"policy: {denial}")
             return
         content_generation = decisions.content_generation(raw)
         job.metadata.generation = content_generation
@@ -138,17 +148,16 @@ class Controller:
         check_runnable(job, _SOME_MODEL if model_configured else None)
         return job
 
-    async def _reject(self, raw: dict[str, Any], problem: InvalidVideoJob) -> None:
-        """Failed + Stalled with the problems as message, one Warning Event; no retry loop."""
+    async def _reject(self, raw: dict[str, Any], reason: str, message: str) -> None:
+        """Failed + Stalled with `message`, one Warning Event; no retry loop."""
         meta = raw["metadata"]
         previous = raw.get("status") or {}
         tracker = StatusTracker(int(meta.get("generation") or 1))
-        message = "invalid spec: " + "; ".join(problem.problems)
-        tracker.failed("InvalidSpec", message, stalled=True)
+        tracker.failed(reason, message, stalled=True)
         tracker.status.stages = []
         status = tracker.as_dict()
         await self.kube.patch_status(meta["namespace"], meta["name"], nulls_for_removed(previous, status))
-        metrics.record_failure("Validation", "InvalidSpec")
+        metrics.record_failure("Validation", reason)
         event = transition_event(previous.get("phase") if previous.get("observedGeneration") == meta.get("generation") else None, status)
         if event is not None:
             metrics.record_phase(meta["namespace"], "Failed")

@@ -26,6 +26,7 @@ from videojob.controller import decisions
 from videojob.controller.events import EventRecorder, transition_event
 from videojob.controller.slots import FairSlots
 from videojob.controller.status_writer import StatusWriter
+from videojob.controller.tenancy import SecretUnavailable, read_job_credentials
 from videojob.pipeline.errors import PipelineError, TransientError
 from videojob.pipeline.progress import ProgressEvent
 from videojob.pipeline.status import StatusTracker
@@ -54,7 +55,7 @@ class RunRequest:
 @dataclass
 class RunEnvironment:
     settings: Settings
-    kube: Any  # KubeClient-like: patch_status, create_event, read_secret
+    kube: Any  # KubeClient-like: patch_status, create_event, core (Secrets via controller.tenancy)
     slots: FairSlots
     events: EventRecorder
     store_root: Path
@@ -247,6 +248,7 @@ class JobRun(RunHandle):
             before_stage=self._gate,
             credentials=credentials,
             sandbox=self.env.sandbox,
+            tenant=True,
         )
         if result.succeeded:
             return None
@@ -306,7 +308,7 @@ class JobRun(RunHandle):
                     await self._publish()
                 await self._resume.wait()
                 self.tracker.status.start_time = None  # the deadline clock restarts on resume
-            place = self.env.slots.enqueue(self.request.queue_key)  # in line before any await
+            place = self.env.slots.enqueue(self.request.queue_key, self.request.namespace)  # in line before any await
             if place.done():
                 break
             try:
@@ -319,11 +321,11 @@ class JobRun(RunHandle):
                 finally:
                     paused.cancel()
             except BaseException:
-                self.env.slots.withdraw(place)
+                self.env.slots.withdraw(place, self.request.namespace)
                 raise
             if place.done() and not place.cancelled():
                 break
-            self.env.slots.withdraw(place)  # suspended while waiting: leave the line
+            self.env.slots.withdraw(place, self.request.namespace)  # suspended while waiting: leave the line
         self._holding_slot = True
         if self._started is None:
             metrics.record_queue_wait(time.monotonic() - self._submitted)
@@ -331,7 +333,7 @@ class JobRun(RunHandle):
     def _release_slot(self) -> None:
         if self._holding_slot:
             self._holding_slot = False
-            self.env.slots.release()
+            self.env.slots.release(self.request.namespace)
 
     async def _gate(self, stage: str) -> None:
         """Called before each stage: pause here while spec.suspend is true."""
@@ -344,10 +346,10 @@ class JobRun(RunHandle):
         await self._resume.wait()
         self.tracker.status.start_time = C.now_rfc3339()  # deadline clock restarts, as for Jobs
         self._clock_start = time.monotonic()
-        if not self.env.slots.try_acquire():
+        if not self.env.slots.try_acquire(self.request.namespace):
             self.tracker.queued("resumed; waiting for a free slot")
             await self._publish()
-            await self.env.slots.acquire(self.request.queue_key)
+            await self.env.slots.acquire(self.request.queue_key, self.request.namespace)
         self._holding_slot = True
         self.tracker.resumed()
         self.tracker.status.current_stage = stage
@@ -381,16 +383,10 @@ class JobRun(RunHandle):
         await self.env.events.post(self.ref, event)
 
     async def _credentials(self) -> dict[str, str] | None:
-        llm = self.job.spec.llm
-        if llm is None or llm.credentials_secret_ref is None:
-            return None
-        name = llm.credentials_secret_ref.name
+        """The labelled Secret's keys for the job's providers (videojob.controller.tenancy)."""
         try:
-            return {k: redact(v) for k, v in (await self.env.kube.read_secret(self.request.namespace, name)).items()}
-        except Exception as exc:  # absent or forbidden: may be fixed without a spec change
-            status = getattr(exc, "status", None)
-            raise TransientError(
-                f"cannot read Secret {name!r} from spec.llm.credentialsSecretRef (HTTP {status or 'error'})",
-                reason="CredentialsUnavailable",
-            ) from None
+            found = await read_job_credentials(self.env.kube.core, self.request.namespace, self.job, self.env.settings.llm_model)
+        except SecretUnavailable as exc:  # may be fixed without a spec change: retried
+            raise TransientError(str(exc), reason="CredentialsUnavailable") from None
+        return None if found is None else {k: redact(v) for k, v in found.items()}
 

@@ -3,8 +3,9 @@
 - `TenancyGate.admit` runs before a VideoJob is queued: the pure checks, then the two reads
   only some VideoJobs need, each the smallest that can decide: the Namespace (for its
   `videogen.io/projects` annotation, only when spec.projectId is not the namespace), and a
-  metadata-only list of Secrets filtered by name AND the `videogen.io/credentials=true` label
-  (only when spec.llm.credentialsSecretRef is set).
+  metadata-only list of the Secret named in spec.llm.credentialsSecretRef (labels, no data).
+  An unlabelled Secret is refused; an absent one is left to the run (retried: GitOps tools may
+  apply the Secret after the VideoJob).
 - `read_job_credentials` is how a run reads its Secret: the same label-filtered list, so the API
   server never returns an unlabelled Secret's data to the operator, then only the keys of the
   providers the job uses.
@@ -46,14 +47,17 @@ async def namespace_annotations(core: Any, namespace: str) -> dict[str, str]:
     return dict((ns.metadata.annotations if ns.metadata else None) or {})
 
 
-async def _labelled_secrets(core: Any, namespace: str, name: str, *, metadata_only: bool) -> list[dict[str, Any]]:
-    """Secrets named `name` that carry the credentials label: a list the API server filters."""
+async def _list_secrets(core: Any, namespace: str, name: str, *, labelled: bool) -> list[dict[str, Any]]:
+    """Secrets named `name`: with `labelled`, those carrying the credentials label, data included
+    (the API server filters: an unlabelled one is never sent); else metadata only (no data)."""
+    query = [("fieldSelector", f"metadata.name={name}")]
+    if labelled:
+        query.insert(0, ("labelSelector", policy.CREDENTIALS_LABEL_SELECTOR))
     # Through call_api: the generated list method would replace our Accept header with its own.
     response = await asyncio.to_thread(
         core.api_client.call_api, "/api/v1/namespaces/{namespace}/secrets", "GET",
-        path_params={"namespace": namespace},
-        query_params=[("labelSelector", policy.CREDENTIALS_LABEL_SELECTOR), ("fieldSelector", f"metadata.name={name}")],
-        header_params={"Accept": METADATA_ONLY if metadata_only else "application/json"},
+        path_params={"namespace": namespace}, query_params=query,
+        header_params={"Accept": "application/json" if labelled else METADATA_ONLY},
         auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
     )
     try:
@@ -61,8 +65,13 @@ async def _labelled_secrets(core: Any, namespace: str, name: str, *, metadata_on
     finally:
         response.release_conn()
     items = [item for item in body.get("items") or [] if (item.get("metadata") or {}).get("name") == name]
-    # A server that ignored the selector must not make us use an unlabelled Secret.
-    return [i for i in items if ((i.get("metadata") or {}).get("labels") or {}).get(policy.CREDENTIALS_LABEL) == "true"]
+    if labelled:  # a server that ignored the selector must not make us use an unlabelled Secret
+        items = [i for i in items if _is_labelled(i)]
+    return items
+
+
+def _is_labelled(item: dict[str, Any]) -> bool:
+    return ((item.get("metadata") or {}).get("labels") or {}).get(policy.CREDENTIALS_LABEL) == "true"
 
 
 class TenancyGate:
@@ -89,16 +98,16 @@ class TenancyGate:
             return None
         name = llm.credentials_secret_ref.name
         try:
-            found = await _labelled_secrets(self.core, namespace, name, metadata_only=True)
+            found = await _list_secrets(self.core, namespace, name, labelled=False)
         except ApiException as exc:  # RBAC or the API server: decided when the run reads it
             log.warning("cannot list Secrets in %s (HTTP %s); checked again when the run starts", namespace, exc.status)
             return None
-        if found:
-            return None
+        if not found or _is_labelled(found[0]):
+            return None  # absent: the run waits for it (retried), as when it cannot be read
         return policy.Denial(
             "spec.llm.credentialsSecretRef.name", policy.RULE_SECRET_LABEL,
-            f"no Secret {name!r} with the label {policy.CREDENTIALS_LABEL}: \"true\" in namespace {namespace!r}; "
-            "the operator reads only Secrets that opt in with that label (add it, then edit the VideoJob)",
+            f"Secret {name!r} does not carry the label {policy.CREDENTIALS_LABEL}: \"true\"; the operator reads "
+            "only Secrets that opt in with it (label the Secret, then edit the VideoJob)",
         )
 
 
@@ -110,7 +119,7 @@ async def read_job_credentials(core: Any, namespace: str, job: VideoJob, default
         return None
     name = llm.credentials_secret_ref.name
     try:
-        found = await _labelled_secrets(core, namespace, name, metadata_only=False)
+        found = await _list_secrets(core, namespace, name, labelled=True)
     except ApiException as exc:
         raise SecretUnavailable(
             f"cannot read Secret {name!r} from spec.llm.credentialsSecretRef (HTTP {exc.status})"

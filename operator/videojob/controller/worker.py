@@ -5,8 +5,9 @@ to produce, runs the same pipeline as the inline executor (`run_videojob`) and r
 the VideoJob's status with the operator's throttled `StatusWriter`, plus an Event at every
 phase change. It does not retry: the operator makes each retry a new Job.
 
-It needs only: get videojobs, patch videojobs/status, create events, and get the Secret named
-in spec.llm.credentialsSecretRef (the chart's worker Role).
+It needs only: get videojobs, patch videojobs/status, create events, and list (by name and the
+label videogen.io/credentials=true) the Secret named in spec.llm.credentialsSecretRef (the
+chart's worker Role).
 
 Exit codes: 0 succeeded; 1 failed (status says why, Stalled=True when a retry cannot help);
 2 nothing to do: the VideoJob is gone, its generation moved on, or the configuration is bad;
@@ -28,6 +29,7 @@ from videojob.config import ConfigError, Settings, load_settings
 from videojob.controller import decisions
 from videojob.controller.events import EventRecorder, transition_event
 from videojob.controller.status_writer import StatusWriter
+from videojob.controller.tenancy import SecretUnavailable, read_job_credentials
 from videojob.pipeline.status import StatusTracker
 
 log = logging.getLogger(__name__)
@@ -136,8 +138,8 @@ async def run_worker(
         tracker.status.message = f"running in Job pod (attempt {attempt})"
         await publish()
         try:
-            credentials = await _credentials(kube, namespace, job)
-        except _CredentialsUnavailable as exc:
+            credentials = await read_job_credentials(kube.core, namespace, job, settings.llm_model)
+        except SecretUnavailable as exc:
             tracker.failed("CredentialsUnavailable", str(exc), stalled=False)
             await publish()
             return EXIT_FAILED
@@ -151,6 +153,7 @@ async def run_worker(
             tracker=tracker,
             callbacks=[lambda event: writer.update(important=event.kind in ("stage_started", "stage_failed"))],
             credentials=credentials,
+            tenant=True,
         )
         if not result.succeeded and job.spec.human_loop and result.error is not None and result.error.permanent:
             tracker.status.completion_time = None
@@ -180,21 +183,3 @@ async def _videojob_to_run(jobs: Any, namespace: str, name: str, generation: int
             f"generation {generation}; nothing to do (the operator runs the new generation)"
         )
     return raw
-
-
-class _CredentialsUnavailable(Exception):
-    pass
-
-
-async def _credentials(kube: Any, namespace: str, job: Any) -> dict[str, str] | None:
-    llm = job.spec.llm
-    if llm is None or llm.credentials_secret_ref is None:
-        return None
-    name = llm.credentials_secret_ref.name
-    try:
-        return await kube.read_secret(namespace, name)
-    except Exception as exc:  # absent or forbidden: may be fixed without a spec change
-        raise _CredentialsUnavailable(
-            f"cannot read Secret {name!r} from spec.llm.credentialsSecretRef (HTTP {getattr(exc, 'status', None) or 'error'})"
-        ) from None
-

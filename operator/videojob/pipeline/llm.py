@@ -40,6 +40,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from videojob import metrics
 from videojob.api.models import LLMSpec
+from videojob.pipeline.budget import UsageBudget
 from videojob.pipeline.errors import InvalidContent, LLMNotConfigured, PipelineError, TransientError
 from videojob.pipeline.llm_cache import ResponseCache, prompt_key
 
@@ -98,9 +99,16 @@ def split_model(name: str) -> tuple[str, str]:
     return provider, model
 
 
-def client_kwargs(provider: str, spec: LLMSpec, credentials: dict[str, str] | None, base_url: str | None) -> dict[str, Any]:
+def client_kwargs(
+    provider: str, spec: LLMSpec, credentials: dict[str, str] | None, base_url: str | None, *, sealed: bool = False
+) -> dict[str, Any]:
     """Constructor arguments for the provider's chat model class: sampling, timeout, no client-side
-    retries (ours are the only layer), and the credentials that apply to this provider."""
+    retries (ours are the only layer), and the credentials that apply to this provider.
+
+    `sealed`: the endpoint is a tenant's (spec.llm.baseUrl under the operator), so the client
+    gets `credentials` and nothing from the operator's environment (see `sealed_kwargs`)."""
+    if sealed:
+        return sealed_kwargs(provider, spec, credentials or {}, base_url)
     creds = credentials or {}
     timeout = float(spec.request_timeout_seconds)
     kwargs: dict[str, Any] = {"temperature": spec.temperature}
@@ -146,13 +154,37 @@ def client_kwargs(provider: str, spec: LLMSpec, credentials: dict[str, str] | No
     return kwargs
 
 
-def build_chat_model(name: str, spec: LLMSpec, credentials: dict[str, str] | None, base_url: str | None) -> Any:
+def sealed_kwargs(provider: str, spec: LLMSpec, credentials: dict[str, str], base_url: str | None) -> dict[str, Any]:
+    """Arguments for a client talking to a tenant's own endpoint: every credential and identity
+    the client would otherwise take from the operator's environment is given explicitly, from
+    the VideoJob's Secret or as a placeholder (keyless OpenAI-compatible servers)."""
+    if provider != "openai" or not base_url:
+        # The admission policy lets a baseUrl through only with these providers.
+        raise LLMNotConfigured(f"spec.llm.baseUrl: provider {provider!r} cannot be used with a VideoJob's own endpoint")
+    organization = credentials.get("OPENAI_ORG_ID") or credentials.get("OPENAI_ORGANIZATION")
+    headers = {} if organization else {"OpenAI-Organization": ""}  # else OPENAI_ORG_ID would be sent
+    headers["OpenAI-Project"] = ""  # the openai client would send OPENAI_PROJECT_ID
+    kwargs: dict[str, Any] = {
+        "temperature": spec.temperature, "max_tokens": spec.max_tokens,
+        "timeout": float(spec.request_timeout_seconds), "max_retries": 0,
+        "base_url": base_url, "api_key": credentials.get("OPENAI_API_KEY") or "not-needed",
+        "default_headers": headers,
+    }
+    if organization:
+        kwargs["organization"] = organization
+    return kwargs
+
+
+def build_chat_model(
+    name: str, spec: LLMSpec, credentials: dict[str, str] | None, base_url: str | None, *, sealed: bool = False
+) -> Any:
     """One LangChain chat model for `provider:model`. Builds the client; calls nothing."""
     from langchain.chat_models import init_chat_model
 
     provider, model = split_model(name)
     try:
-        return init_chat_model(model, model_provider=provider, **client_kwargs(provider, spec, credentials, base_url))
+        kwargs = client_kwargs(provider, spec, credentials, base_url, sealed=sealed)
+        return init_chat_model(model, model_provider=provider, **kwargs)
     except ImportError:
         extra = PROVIDER_EXTRAS.get(provider)
         hint = (
@@ -168,18 +200,28 @@ def build_chat_model(name: str, spec: LLMSpec, credentials: dict[str, str] | Non
         raise LLMNotConfigured(f"spec.llm.model: cannot use {name!r}: {message}", stage="Planning") from None
 
 
-def resolve_model(spec: LLMSpec | None, default_model: str | None, credentials: dict[str, str] | None = None) -> "ChatLLM | None":
+def resolve_model(
+    spec: LLMSpec | None, default_model: str | None, credentials: dict[str, str] | None = None, *,
+    tenant: bool = False,
+) -> "ChatLLM | None":
     """The job's `ChatLLM`, or None when no model is configured. Raises LLMNotConfigured when the
-    model string is malformed or its provider package is missing (the message names the extra)."""
+    model string is malformed or its provider package is missing (the message names the extra).
+
+    `tenant`: the job is a tenant's (under the operator): a model called at spec.llm.baseUrl
+    gets only `credentials`, never the operator's environment."""
     name = model_name(spec, default_model)
     if not name:
         return None
     spec = spec or LLMSpec()
-    endpoints = [ModelEndpoint(name, build_chat_model(name, spec, credentials, spec.base_url))]
+    sealed = tenant and spec.base_url is not None
+    endpoints = [ModelEndpoint(name, build_chat_model(name, spec, credentials, spec.base_url, sealed=sealed))]
     if spec.fallback_model:
         # The base URL belongs to the primary's server; a fallback of the same provider shares it.
         same_provider = split_model(spec.fallback_model)[0] == split_model(name)[0]
-        fallback = build_chat_model(spec.fallback_model, spec, credentials, spec.base_url if same_provider else None)
+        fallback = build_chat_model(
+            spec.fallback_model, spec, credentials, spec.base_url if same_provider else None,
+            sealed=sealed and same_provider,
+        )
         endpoints.append(ModelEndpoint(spec.fallback_model, fallback))
     return ChatLLM(
         endpoints,
@@ -357,9 +399,11 @@ class ChatLLM:
         secrets: Sequence[str] = (),
         cache: ResponseCache | None = None,
         params: dict[str, Any] | None = None,
+        budget: UsageBudget | None = None,
     ):
         if not endpoints:
             raise ValueError("ChatLLM needs at least one model")
+        self.budget = budget
         self.endpoints = list(endpoints)
         self.timeout_seconds = timeout_seconds
         self.retry = retry or RetryPolicy()
@@ -385,7 +429,7 @@ class ChatLLM:
     def with_cache(self, cache: ResponseCache | None) -> "ChatLLM":
         clone = ChatLLM(
             self.endpoints, timeout_seconds=self.timeout_seconds, retry=self.retry, secrets=self._secrets,
-            cache=cache, params=self.params,
+            cache=cache, params=self.params, budget=self.budget,
         )
         return clone
 
@@ -417,6 +461,8 @@ class ChatLLM:
             if hit is not None:
                 log.debug("LLM answer for %s taken from the cache", self.name)
                 return hit
+        if self.budget is not None:  # a cached answer costs nothing; a call may not exceed the cap
+            self.budget.before_llm_call(usage, stage or None)
         failures: list[_Failure] = []
         chains = [RunnableLambda(self._guarded(e, tools, stage, failures), name=e.name) for e in self.endpoints]
         chain = chains[0].with_fallbacks(chains[1:]) if len(chains) > 1 else chains[0]
@@ -429,6 +475,8 @@ class ChatLLM:
         add_usage(usage, *usage_of(answer))
         if key is not None:
             self.cache.put(key, answer)
+        if self.budget is not None:
+            self.budget.after_llm_call(usage, stage or None)
         return answer
 
     def _bind(self, model: Any, tools: Sequence[Any]) -> Any:
@@ -573,6 +621,7 @@ def chat_client(ctx: Any, what: str = "spec.prompt") -> ChatLLM:
         if isinstance(llm, ChatLLM) or ctx.llm_model_name:
             # An anonymous model (no name) cannot be told apart from another one: no cache then.
             client = client.with_cache(ResponseCache(ctx.cache_dir.parent / "llm"))
+        client.budget = ctx.budget
         ctx.extra["chat_llm"] = client
     return client
 

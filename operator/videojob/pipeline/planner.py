@@ -63,7 +63,7 @@ async def plan_from_prompt(ctx: PipelineContext, state: VideoGenerationState, us
         "topic": spec.topic,
         "description": spec.description or "",
         "prompt": spec.prompt,
-        "max_scenes": min(8, MAX_SCENES),
+        "max_scenes": min(8, MAX_SCENES, ctx.budget.caps.max_scenes or MAX_SCENES),
     }
     model = client.runnable(usage=usage, stage="Planning")
     text = llm_mod.text_of(await (PLAN_PROMPT | model).ainvoke(values))
@@ -132,5 +132,11 @@ async def plan_scenes(ctx: PipelineContext, state: VideoGenerationState) -> dict
         ]
     else:
         raise InvalidContent("spec: needs one content source: spec.code, spec.storyboard or spec.prompt", stage="Planning")
+    ctx.budget.check_scenes(len(update["scenes"]), _SCENES_FIELD.get(spec.source if spec.editing is None else "editing", "spec"))
     update["usage"] = dict(usage)
     return update
+
+
+# The field whose scenes count against VIDEOJOB_MAX_SCENES_PER_JOB, by content source.
+_SCENES_FIELD = {"code": "spec.code", "storyboard": "spec.storyboard.scenes", "prompt": "spec.prompt",
+                 "editing": "spec.editing"}
