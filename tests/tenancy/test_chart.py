@@ -6,6 +6,7 @@ import pytest
 
 from videojob import policy
 from videojob.config import load_settings
+from videojob.controller.jobspec import build_job
 
 from tests.deploy.conftest import FULL_VALUES, HelmError, helm, render  # noqa: F401 - the chart fixtures
 
@@ -38,3 +39,16 @@ def test_operator_may_read_namespaces_and_only_list_secrets(render):  # noqa: F8
 def test_schema_refuses_a_base_url_that_is_not_a_url(render):  # noqa: F811
     with pytest.raises(HelmError, match="allowedBaseUrls"):
         render(set_=["tenancy.allowedBaseUrls={ftp://x}"])
+
+
+def test_worker_jobs_carry_the_per_job_caps(render, monkeypatch):  # noqa: F811
+    env = render(FULL_VALUES, set_=["grafanaDashboard.enabled=false"]).env()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    videojob = {"metadata": {"name": "fourier", "namespace": "videos", "generation": 1, "uid": "u-1"},
+                "spec": {"topic": "Fourier"}}
+    (container,) = build_job(videojob, 1, load_settings(), environ=env)["spec"]["template"]["spec"]["containers"]
+    worker_env = {e["name"]: e.get("value") for e in container["env"]}
+    assert worker_env["VIDEOJOB_MAX_TOKENS_PER_JOB"] == "200000"
+    assert worker_env["VIDEOJOB_MAX_SCENES_PER_JOB"] == "12"
+    assert worker_env["VIDEOJOB_MAX_TTS_CHARACTERS_PER_JOB"] == "20000"
