@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from tests.helpers import wait_for
 from videojob.api.models import Backoff
 from videojob.controller import decisions
 from videojob.controller.events import transition_event
@@ -73,7 +74,7 @@ async def test_slots_go_to_the_earliest_created_waiter():
         slots.release()
 
     tasks = [asyncio.create_task(waiter(key)) for key in [("b", 0), ("c", 0), ("a", 1), ("a", 0)]]
-    await asyncio.sleep(0)
+    await wait_for(lambda: slots.waiting == 4, message="all four in line")
     slots.release()
     await asyncio.gather(*tasks)
     assert order == [("a", 0), ("a", 1), ("b", 0), ("c", 0)]
@@ -94,7 +95,7 @@ async def test_status_writer_coalesces_bursts_and_flushes_the_last_state():
     for step in range(1, 11):
         state["progress"] = f"{step}/10"
         writer.update()
-    await asyncio.sleep(0.1)
+    await wait_for(lambda: sink.patches, message="the first write")
     await writer.close()
     assert len(sink.patches) <= 2
     assert sink.patches[-1]["progress"] == "10/10"

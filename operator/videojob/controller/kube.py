@@ -11,6 +11,7 @@ import asyncio
 import base64
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import kubernetes
@@ -21,6 +22,15 @@ from videojob.api.models import API_GROUP, API_VERSION, PLURAL
 log = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
+
+
+def plain(value: Any) -> Any:
+    """Kopf's body views (read-only mappings) as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
 
 
 class CRDMissing(RuntimeError):
@@ -103,6 +113,17 @@ class KubeClient:
         try:
             return await asyncio.to_thread(
                 call, API_GROUP, API_VERSION, namespace, PLURAL, name, body, _content_type=MERGE_PATCH
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def read_videojob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The VideoJob as stored (status included); None when it is gone."""
+        try:
+            return await asyncio.to_thread(
+                self.custom.get_namespaced_custom_object, API_GROUP, API_VERSION, namespace, PLURAL, name
             )
         except ApiException as exc:
             if exc.status == 404:

@@ -81,6 +81,10 @@ class StatusWriter:
         self._due = None
         await self._write()
 
+    def rebase(self, status: dict[str, Any]) -> None:
+        """The object's status as just read: the next write clears relative to it."""
+        self._written = dict(status)
+
     async def close(self, *, flush: bool = True) -> None:
         if self._task is not None:
             self._task.cancel()
