@@ -3,10 +3,11 @@ plays the job controller and kubelet (KMock has none), and the worker runs in-pr
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
-from tests.controller.conftest import NAMESPACE, scene_code
+from tests.controller.conftest import NAMESPACE, scene_code, slow_scene_code
 from tests.helpers import condition, sample, status_writes, wait_until
 from videojob.config import Settings
 from videojob.controller.kube import KubeClient
@@ -359,3 +360,29 @@ async def test_a_transient_failure_the_worker_reports_is_retried_and_the_next_at
     status = kube.wait_phase("keys", "Succeeded")["status"]
     assert status["attempt"] == 2 and status["version"] == 1
     assert jobs.names() == ["keys-g1-a1", "keys-g1-a2"]
+
+
+async def test_a_stopping_workers_late_writes_never_undo_the_operators_suspended(operator, kube, jobs, apiserver, tmp_path):
+    """Ownership of status writes: the operator's Suspended stands; the worker, still running (a
+    pod takes its grace period to stop), finds the status written by someone else and stops writing."""
+    operator(**JOB_MODE)
+    create(kube, "stopping", {"topic": "Stopping", "code": slow_scene_code(8), "render": {"quality": "low"}})
+    jobs.wait_for("stopping-g1-a1")
+    await asyncio.to_thread(kube.wait_phase, "stopping", "Pending")
+    settings = Settings(workdir=tmp_path / "pod", scene_parallelism=1)
+    worker = asyncio.create_task(run_worker(NAMESPACE, "stopping", 1, 1, settings=settings, kube=KubeClient(kube.client),
+                                            min_write_interval=0.2))
+    await asyncio.to_thread(kube.wait, "stopping", lambda o: (o.get("status") or {}).get("currentStage") == "Rendering")
+
+    await asyncio.to_thread(kube.patch_spec, "stopping", {"suspend": True})
+    await asyncio.to_thread(kube.wait_phase, "stopping", "Suspended")
+    assert jobs.get("stopping-g1-a1")["spec"]["suspend"] is True
+    # Nothing stops the pod here: the worker renders on to the end and reports every stage after.
+    assert await worker == EXIT_OK
+    assert list((tmp_path / "pod").glob("**/stopping.mp4")), "the worker finished its run"
+
+    writes = status_writes(apiserver.history(NAMESPACE, "stopping"))
+    suspended = next(i for i, w in enumerate(writes) if w.get("phase") == "Suspended")
+    assert [w["phase"] for w in writes[suspended:]] == ["Suspended"] * (len(writes) - suspended)
+    status = kube.status("stopping")
+    assert status["phase"] == "Suspended" and status["observedGeneration"] == 2

@@ -7,8 +7,11 @@ The worker pod reports its own run (`worker.py`). The operator writes:
   DeadlineExceeded, WorkerFailed), with a Warning Event naming the reason;
 - Succeeded, when a Job completed but the worker's own Succeeded write was lost.
 
-Every write starts from the VideoJob's status as stored (the worker writes between ours) and
-goes through the one `StatusReporter`, so a phase change gets its Event as in inline mode.
+Every write starts from the VideoJob's status as stored (the worker writes between ours), is
+made only if the object has not changed since (resourceVersion precondition), and goes through
+the one `StatusReporter`, so a phase change gets its Event as in inline mode. When the worker
+wrote in between (409), the change is applied again to what it wrote: the operator's write lands
+on top, and the worker, whose next write then conflicts, stops writing (`reporter.same_writer`).
 """
 
 from __future__ import annotations
@@ -41,14 +44,18 @@ class JobStatusMirror:
         self.ref = ref
         self.position = position
         self.status: dict[str, Any] = dict(previous or {})  # the status last read or written
+        self._read_rv: str | None = None  # resourceVersion of the last read, until we write
+        self._last: tuple[Change, bool] | None = None  # the last change written, and if fresh
         self.reporter = StatusReporter(
             kube, events, ref, lambda: self.status, phase=self.status.get("phase"),
-            previous=self.status, min_interval=min_interval,
+            previous=self.status, on_conflict=self._rebuild, min_interval=min_interval,
         )
 
     async def read(self) -> dict[str, Any]:
         """The VideoJob's status as stored now (empty when it is gone)."""
-        self.status = (await self.kube.read_videojob(self.ref["namespace"], self.ref["name"]) or {}).get("status") or {}
+        obj = await self.kube.read_videojob(self.ref["namespace"], self.ref["name"]) or {}
+        self.status = obj.get("status") or {}
+        self._read_rv = (obj.get("metadata") or {}).get("resourceVersion")
         return self.status
 
     # ------------------------------------------------------------------------------ writes
@@ -92,12 +99,24 @@ class JobStatusMirror:
         `fresh`: a new generation's status (stages reset, its first phase gets an Event)."""
         if base is None:
             base = await self.read()
+        self.reporter.based_on(base, phase_known=not fresh, resource_version=self._read_rv)
+        self._read_rv = None  # from now on the writer knows the version (its own write's)
+        self._last = (change, fresh)
+        self.status = self._applied(change, base, fresh)
+        await self.reporter.publish(now=True)
+
+    def _applied(self, change: Change, base: dict[str, Any], fresh: bool) -> dict[str, Any]:
         generation, attempt = self.position()
         model = VideoJobStatus.from_object(base)
         tracker = StatusTracker(generation, attempt=attempt, previous=model)
         if not fresh and model is not None:
             rules.continue_from(tracker, model, generation=generation, attempt=attempt)
         change(tracker)
-        self.reporter.based_on(base, phase_known=not fresh)
-        self.status = tracker.as_dict()
-        await self.reporter.publish(now=True)
+        return tracker.as_dict()
+
+    def _rebuild(self, current: dict[str, Any], _written: dict[str, Any]) -> bool:
+        """A conflict: someone (the worker) wrote since we read. Our change goes on top of it."""
+        if self._last is not None:
+            change, fresh = self._last
+            self.status = self._applied(change, current, fresh)
+        return True

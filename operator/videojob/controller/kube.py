@@ -97,9 +97,15 @@ class KubeClient:
 
     # ------------------------------------------------------------------------------ writes
 
-    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any] | None:
-        """Merge-patch `.status`; None when the object is gone."""
-        return await self._patch(namespace, name, {"status": status}, status_subresource=True)
+    async def patch_status(
+        self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
+    ) -> dict[str, Any] | None:
+        """Merge-patch `.status`; None when the object is gone. With `resource_version`, only if
+        the object is still at that version (else ApiException 409 Conflict)."""
+        body: dict[str, Any] = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return await self._patch(namespace, name, body, status_subresource=True)
 
     async def patch_metadata(self, namespace: str, name: str, metadata: dict[str, Any]) -> dict[str, Any] | None:
         return await self._patch(namespace, name, {"metadata": metadata}, status_subresource=False)

@@ -22,7 +22,7 @@ from videojob import metrics
 from videojob.api import conditions as C
 from videojob.api.models import VideoJobStatus
 from videojob.controller.events import EventRecorder, transition_event
-from videojob.controller.status_writer import StatusWriter
+from videojob.controller.status_writer import Conflict, StatusWriter
 from videojob.pipeline.status import StatusTracker
 
 log = logging.getLogger(__name__)
@@ -40,20 +40,28 @@ class StatusReporter:
         *,
         phase: str | None = None,
         previous: dict[str, Any] | None = None,
+        resource_version: str | None = None,
+        on_conflict: Conflict | None = None,
         min_interval: float = 1.0,
     ):
-        """`phase`: the phase the object shows now (no Event until it changes); `previous`: its
-        status as read (fields it has that the next write lacks are cleared)."""
+        """`phase`: the phase the object shows now (no Event until it changes); `previous` and
+        `resource_version`: the object as read (fields it has that the next write lacks are
+        cleared; the first write is refused if it changed since); `on_conflict`: see
+        `status_writer` (ownership)."""
         self.events = events
         self.ref = ref
         self.source = source
         self.phase = phase
-        self.writer = StatusWriter(kube, ref["namespace"], ref["name"], source, previous=previous, min_interval=min_interval)
+        self.writer = StatusWriter(
+            kube, ref["namespace"], ref["name"], source, previous=previous, resource_version=resource_version,
+            on_conflict=on_conflict, min_interval=min_interval,
+        )
 
     @property
-    def gone(self) -> bool:
-        """The VideoJob was deleted: nothing more is written."""
-        return self.writer.gone
+    def stopped(self) -> bool:
+        """Nothing more is written: the VideoJob was deleted, or its status belongs to another
+        writer now (see `status_writer`, ownership)."""
+        return self.writer.stopped
 
     def progress(self, *, important: bool = False) -> None:
         """The status moved without a phase change: write it within the throttle interval
@@ -76,18 +84,25 @@ class StatusReporter:
         self.phase = status["phase"]
         metrics.record_phase(self.ref["namespace"], status["phase"])
         await self.writer.flush()
-        if not self.writer.gone:
+        if not self.writer.stopped:
             await self.events.post(self.ref, event)
 
-    def based_on(self, status: dict[str, Any], *, phase_known: bool = True) -> None:
+    def based_on(self, status: dict[str, Any], *, phase_known: bool = True, resource_version: str | None = None) -> None:
         """The object's status as just read (someone else may have written since our last
         write): the next write clears relative to it, and Events compare with its phase
         (`phase_known=False`: a new generation, whose first phase always gets an Event)."""
-        self.writer.rebase(status)
+        self.writer.rebase(status, resource_version)
         self.phase = status.get("phase") if phase_known else None
 
     async def close(self, *, flush: bool = True) -> None:
         await self.writer.close(flush=flush)
+
+
+def same_writer(current: dict[str, Any], written: dict[str, Any]) -> bool:
+    """`on_conflict` for a writer that yields to any other: the object changed (metadata, spec),
+    but its status is still what we last wrote (same phase, generation and attempt)."""
+    ours = ("phase", "observedGeneration", "attempt")
+    return all(current.get(key) == written.get(key) for key in ours)
 
 
 async def acknowledge_generation(kube: Any, namespace: str, name: str, generation: int) -> None:

@@ -108,8 +108,11 @@ async def run_worker(
     if previous is not None and previous.start_time and previous.observed_generation == tracker.generation:
         rules.restart_deadline_clock(tracker, previous.start_time)  # the run started with attempt 1
     ref = {"namespace": namespace, "name": name, "uid": meta.get("uid")}
+    # Ownership: once anyone else (the operator: suspend, a new generation, a lost pod) writes the
+    # status, this worker writes no more, so its late writes never undo the operator's.
     reporter = StatusReporter(kube, EventRecorder(kube), ref, tracker.as_dict, phase=previous_raw.get("phase"),
-                              previous=previous_raw, min_interval=min_write_interval)
+                              previous=previous_raw, resource_version=meta.get("resourceVersion"),
+                              on_conflict=rules.same_writer, min_interval=min_write_interval)
     try:
         return await _run(raw, generation, attempt, tracker, reporter, settings=settings, kube=kube, store_root=store_root)
     finally:
