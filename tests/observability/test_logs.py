@@ -14,6 +14,7 @@ import sys
 import kubernetes
 import pytest
 
+from tests.helpers import wait_for
 from tests.observability.conftest import failing_code, one_scene, videojob
 from videojob.logs import MASK, captured_logging, job_context, mask, redact
 
@@ -91,13 +92,21 @@ async def test_job_context_decorated_coroutines_run_concurrently():
     stream = io.StringIO()
     log = logging.getLogger("videojob.test")
 
+    turns = [asyncio.Event() for _ in range(4)]
+    inside = []
+
     @job_context("ns-5", "job-5", 2)
     async def step(i: int) -> None:
-        await asyncio.sleep(0.01 * i)  # they leave in the order they entered (not LIFO)
+        inside.append(i)
+        await turns[i].wait()  # they leave in the order they entered (not LIFO)
         log.info("step %d", i)
+        turns[i + 1].set()
 
     with captured_logging("json", stream):
-        await asyncio.gather(*(step(i) for i in range(3)))
+        running = asyncio.gather(*(step(i) for i in range(3)))
+        await wait_for(lambda: len(inside) == 3, message="all three steps inside the context")
+        turns[0].set()
+        await running
         log.info("after")
     records = json_lines(stream.getvalue())
     assert [r["name"] for r in records if r["message"].startswith("step")] == ["job-5"] * 3

@@ -62,10 +62,11 @@ def test_every_dashboard_query_returns_series_from_a_real_prometheus(
     phases = {name: kube.wait_phase(name, "Succeeded", "Failed", timeout=90)["status"]["phase"] for name in names}
     assert phases == {"board": "Succeeded", "prompted": "Succeeded", "broken": "Failed", "board-again": "Succeeded"}
 
-    # Prometheus has scraped the final state: two scrapes after the last job ended.
+    # Prometheus has scraped the final state, and twice more since (rates see the last increase).
     prom.wait(lambda: prom.value(f'sum(videojob_jobs{{namespace="{NAMESPACE}",phase="Succeeded"}})') == 3
               and prom.value(f'sum(videojob_jobs{{namespace="{NAMESPACE}",phase="Failed"}})') == 1, "final phases scraped")
-    time.sleep(2)
+    final = prom.last_scrape()
+    prom.wait(lambda: prom.last_scrape() >= final + 2, "two more scrapes")
     window = f"{int(time.time() - started) + 5}s"
 
     queries = panel_queries(load_dashboard())

@@ -1,6 +1,7 @@
 """The operator's own Kubernetes calls: status PATCH, metadata PATCH, Events, CRD check.
 
-Secrets are read only through `videojob.controller.tenancy` (by name and the credentials label).
+Secrets are read only by name AND the credentials label (`read_labelled_secret`, see
+`videojob.controller.tenancy`).
 
 Kopf applies a handler's patch only when the handler returns; a run reports progress for
 minutes, so status goes straight to the `/status` subresource from here. The official client is
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import kubernetes
@@ -22,6 +24,15 @@ from videojob.api.models import API_GROUP, API_VERSION, PLURAL
 log = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
+
+
+def plain(value: Any) -> Any:
+    """Kopf's body views (read-only mappings) as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
 
 
 class CRDMissing(RuntimeError):
@@ -88,9 +99,15 @@ class KubeClient:
 
     # ------------------------------------------------------------------------------ writes
 
-    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any] | None:
-        """Merge-patch `.status`; None when the object is gone."""
-        return await self._patch(namespace, name, {"status": status}, status_subresource=True)
+    async def patch_status(
+        self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
+    ) -> dict[str, Any] | None:
+        """Merge-patch `.status`; None when the object is gone. With `resource_version`, only if
+        the object is still at that version (else ApiException 409 Conflict)."""
+        body: dict[str, Any] = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return await self._patch(namespace, name, body, status_subresource=True)
 
     async def patch_metadata(self, namespace: str, name: str, metadata: dict[str, Any]) -> dict[str, Any] | None:
         return await self._patch(namespace, name, {"metadata": metadata}, status_subresource=False)
@@ -110,5 +127,23 @@ class KubeClient:
                 return None
             raise
 
+    async def read_videojob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The VideoJob as stored (status included); None when it is gone."""
+        try:
+            return await asyncio.to_thread(
+                self.custom.get_namespaced_custom_object, API_GROUP, API_VERSION, namespace, PLURAL, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     async def create_event(self, namespace: str, event: dict[str, Any]) -> None:
         await asyncio.to_thread(self.core.create_namespaced_event, namespace, event)
+
+    async def read_labelled_secret(self, namespace: str, name: str, keys: set[str]) -> dict[str, str]:
+        """`keys` of the Secret, only if it carries the credentials label (see controller.tenancy).
+        Raises SecretNotLabelled, or ApiException for the API server's errors."""
+        from videojob.controller.tenancy import labelled_secret_data
+
+        return await labelled_secret_data(self.core, namespace, name, keys)

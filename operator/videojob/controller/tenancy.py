@@ -6,9 +6,9 @@
   metadata-only list of the Secret named in spec.llm.credentialsSecretRef (labels, no data).
   An unlabelled Secret is refused; an absent one is left to the run (retried: GitOps tools may
   apply the Secret after the VideoJob).
-- `read_job_credentials` is how a run reads its Secret: the same label-filtered list, so the API
-  server never returns an unlabelled Secret's data to the operator, then only the keys of the
-  providers the job uses.
+- `labelled_secret_data` is how a run reads its Secret (through `controller.credentials`): a list
+  filtered by name and label, so the API server never returns an unlabelled Secret's data to
+  the operator; of it, only the keys of the providers the job uses are decoded.
 
 Both need the operator's rights `get namespaces` and `list secrets` (the Helm chart grants them);
 a field selector on metadata.name lets `resourceNames` still restrict which Secrets.
@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
 
-class SecretUnavailable(Exception):
-    """The labelled Secret cannot be read now (deleted or unlabelled since admission, API error)."""
+class SecretNotLabelled(Exception):
+    """No Secret of that name carries the credentials label (absent, or unlabelled since admission)."""
 
 
 async def namespace_annotations(core: Any, namespace: str) -> dict[str, str]:
@@ -111,26 +111,14 @@ class TenancyGate:
         )
 
 
-async def read_job_credentials(core: Any, namespace: str, job: VideoJob, default_model: str | None) -> dict[str, str] | None:
-    """The keys of the job's labelled Secret its providers use; None without credentialsSecretRef.
-    Raises SecretUnavailable (naming the Secret, never its data) when it cannot be read."""
-    llm = job.spec.llm
-    if llm is None or llm.credentials_secret_ref is None:
-        return None
-    name = llm.credentials_secret_ref.name
-    try:
-        found = await _list_secrets(core, namespace, name, labelled=True)
-    except ApiException as exc:
-        raise SecretUnavailable(
-            f"cannot read Secret {name!r} from spec.llm.credentialsSecretRef (HTTP {exc.status})"
-        ) from None
+async def labelled_secret_data(core: Any, namespace: str, name: str, keys: set[str]) -> dict[str, str]:
+    """The values of `keys` in the Secret `name`, read with the credentials label as a selector
+    (the API server never sends an unlabelled Secret). Raises SecretNotLabelled when no labelled
+    Secret has that name, ApiException for the API server's errors."""
+    found = await _list_secrets(core, namespace, name, labelled=True)
     if not found:
-        raise SecretUnavailable(
-            f"Secret {name!r} from spec.llm.credentialsSecretRef is gone or no longer labelled "
-            f"{policy.CREDENTIALS_LABEL}: \"true\""
-        )
+        raise SecretNotLabelled(name)
     secret = found[0]
-    keys = policy.secret_keys(job, default_model)
     data = {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in (secret.get("data") or {}).items() if k in keys}
     data.update({k: v for k, v in (secret.get("stringData") or {}).items() if k in keys})
     return data
