@@ -237,9 +237,12 @@ class Phase(str, Enum):
     AwaitingInput = "AwaitingInput"
 
 
+# Where a run is (status.currentStage), in the order a run passes through them: the one list of
+# stages. The pipeline's stages are the members between Queued and Done (pipeline/status.py).
 class Stage(str, Enum):
     Queued = "Queued"
     Planning = "Planning"
+    Narrating = "Narrating"
     GeneratingCode = "GeneratingCode"
     Rendering = "Rendering"
     Combining = "Combining"

@@ -72,9 +72,9 @@ def _messages(ctx: PipelineContext, state: VideoGenerationState, scene: SceneSta
 
 
 async def _llm_code(ctx: PipelineContext, state: VideoGenerationState, scene: SceneState, usage: dict[str, int]) -> str:
-    client = llm_mod.chat_client(ctx, "spec.editing.feedback" if state.editing_existing_video else "spec.prompt")
+    client = llm_mod.require_model(ctx.llm, "spec.editing.feedback" if state.editing_existing_video else "spec.prompt")
     messages = _messages(ctx, state, scene, TOOLS_NOTE)
-    answer = await client.ainvoke_with_tools(messages, CODEGEN_TOOLS, usage=usage, stage="GeneratingCode")
+    answer = await llm_mod.answer_with_tools(client, messages, CODEGEN_TOOLS, usage=usage, stage="GeneratingCode")
     code = llm_mod.extract_code(answer)
     _adopt_class_name(scene, code)
     return code

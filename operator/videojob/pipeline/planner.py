@@ -57,7 +57,7 @@ def _first_line(exc: Exception) -> str:
 async def plan_from_prompt(ctx: PipelineContext, state: VideoGenerationState, usage: dict[str, int]) -> Plan:
     """Ask the model for a plan (`PLAN_PROMPT | model`); when the answer does not parse or
     validate, one repair round shows the model its answer and what was wrong with it."""
-    client = llm_mod.chat_client(ctx, "spec.prompt")
+    client = llm_mod.require_model(ctx.llm, "spec.prompt")
     spec = ctx.job.spec
     values = {
         "topic": spec.topic,
@@ -134,6 +134,9 @@ async def plan_scenes(ctx: PipelineContext, state: VideoGenerationState) -> dict
         raise InvalidContent("spec: needs one content source: spec.code, spec.storyboard or spec.prompt", stage="Planning")
     ctx.budget.check_scenes(len(update["scenes"]), _SCENES_FIELD.get(spec.source if spec.editing is None else "editing", "spec"))
     update["usage"] = dict(usage)
+    count = len(update["scenes"])
+    ctx.progress.set_scene_count(count)  # now the run knows how many steps it has
+    await ctx.progress.step(f"planned {count} scene(s)")
     return update
 
 
