@@ -13,30 +13,40 @@ import shutil
 import uuid
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 from videojob.api.manifest import InvalidVideoJob
 from videojob.api.models import Phase, UploadState, VideoJob, VideoJobStatus
 from videojob.config import ConfigError, Settings
 from videojob.policy import TenancyPolicy
-from videojob.pipeline import llm as llm_mod
 from videojob.pipeline.budget import UsageBudget
 from videojob.pipeline.context import PipelineContext, StageGate, open_gate
 from videojob.pipeline.errors import InvalidContent, PipelineError, TransientError
 from videojob.pipeline.graph import compiled_graph, stages_for
-from videojob.pipeline.llm import ChatLLM
 from videojob.pipeline.progress import Progress, ProgressCallback
 from videojob.pipeline.sandbox import Sandbox, SandboxLimits
-from videojob.pipeline.state import VideoGenerationState
+from videojob.pipeline.state import StateUpdate, VideoGenerationState
 from videojob.pipeline.status import StatusTracker
 from videojob.storage.aws_config import load_aws_config
 from videojob.storage.local import LocalPublisher, LocalVersionStore
 from videojob.storage.records import Publisher, UploadProgressCallback
 
+if TYPE_CHECKING:
+    from langchain_core.runnables import Runnable
+
+    from videojob.pipeline.llm import ChatLLM
+
+    Model = ChatLLM | Runnable | None  # what callers may pass as `llm`
+
 log = logging.getLogger(__name__)
 
-_UNSET: Any = object()  # `llm` not given: resolve spec.llm / VIDEOJOB_LLM_MODEL
+class _Unset(Enum):
+    token = "unset"  # `llm` not given: resolve spec.llm / VIDEOJOB_LLM_MODEL
+
+
+_UNSET = _Unset.token
 
 
 @dataclass
@@ -66,7 +76,7 @@ def make_publisher(store_root: Path) -> Publisher:
     return AWSPublisher(store, config)
 
 
-def check_runnable(job: VideoJob, llm: Any) -> None:
+def check_runnable(job: VideoJob, llm: object | None) -> None:
     """Problems that make the job impossible before any work starts. Raises InvalidVideoJob."""
     spec = job.spec
     if llm is None and (spec.source == "prompt" or spec.editing is not None):
@@ -101,16 +111,24 @@ class RunInputs:
 
 
 def resolve_inputs(
-    job: VideoJob, settings: Settings, store_root: Path, cache_dir: Path, llm: Any,
+    job: VideoJob, settings: Settings, store_root: Path, cache_dir: Path, llm: Model | _Unset,
     credentials: dict[str, str] | None, publisher: Publisher | None, *, tenant: bool = False,
     budget: UsageBudget | None = None,
 ) -> RunInputs:
     """The job's model (with the answer cache beside the render cache, and the per-job token cap)
-    and publisher. Raises InvalidVideoJob, PipelineError or ConfigError."""
-    if llm is _UNSET:
-        llm = llm_mod.resolve_model(job.spec.llm, settings.llm_model, credentials, tenant=tenant)
-    check_runnable(job, llm)
-    chat = llm_mod.prepare(llm, llm_mod.model_name(job.spec.llm, settings.llm_model), cache_dir.parent / "llm", budget)
+    and publisher. Raises InvalidVideoJob, PipelineError or ConfigError. `tenant`: see run_videojob."""
+    spec = job.spec
+    wants_model = spec.source == "prompt" or spec.editing is not None or bool(spec.llm and spec.llm.model)
+    if llm is _UNSET and not wants_model:
+        llm = None  # the operator's default model is not even built for jobs that need none
+    chat = None
+    if llm is not None:
+        from videojob.pipeline import llm as llm_mod  # the LLM stack loads only for jobs that use it
+
+        if llm is _UNSET:
+            llm = llm_mod.resolve_model(spec.llm, settings.llm_model, credentials, tenant=tenant)
+        chat = llm_mod.prepare(llm, llm_mod.model_name(spec.llm, settings.llm_model), cache_dir.parent / "llm", budget)
+    check_runnable(job, chat)
     return RunInputs(chat, publisher or make_publisher(store_root))
 
 
@@ -150,7 +168,7 @@ def render_sandbox(store_root: Path, settings: Settings, given: Sandbox | None) 
 
 async def drive(ctx: PipelineContext, state: VideoGenerationState, tracker: StatusTracker) -> VideoGenerationState:
     """Stream the graph to its end, folding each node's update into the tracker."""
-    final: dict[str, Any] | VideoGenerationState = state
+    final: StateUpdate | VideoGenerationState = state
     async for mode, chunk in compiled_graph().astream(
         state, context=ctx, stream_mode=["updates", "values"], config={"recursion_limit": 100}
     ):
@@ -177,7 +195,7 @@ async def run_videojob(
     store_root: Path,
     cache_dir: Path | None = None,
     quality: str | None = None,
-    llm: Any = _UNSET,
+    llm: Model | _Unset = _UNSET,
     credentials: dict[str, str] | None = None,
     callbacks: list[ProgressCallback] | None = None,
     upload_callbacks: list[UploadProgressCallback] | None = None,
@@ -198,7 +216,8 @@ async def run_videojob(
     tracker = tracker or StatusTracker(job.metadata.generation)
     if tracker.status.phase != Phase.Running:
         tracker.started()
-    tracker.expect_stages(stages_for(job))
+    stages = stages_for(job)
+    tracker.expect_stages(stages)
     store_root = Path(store_root)
     cache_dir = Path(cache_dir) if cache_dir else store_root / ".cache" / "renders"
     try:
@@ -208,7 +227,7 @@ async def run_videojob(
         tracker.failed(error.reason, error.message, stalled=True)
         return RunResult(tracker, error=error)
 
-    progress = Progress([tracker.apply, *(callbacks or [])])
+    progress = Progress([tracker.apply, *(callbacks or [])], stages)
     async with run_directory(store_root) as run_dir:
         with render_sandbox(store_root, settings, sandbox) as run_sandbox:
             ctx = PipelineContext(
@@ -218,24 +237,27 @@ async def run_videojob(
                 sandbox=run_sandbox,
                 publisher=inputs.publisher,
                 progress=progress,
-                limits=scene_limits(job, settings),
-                scene_parallelism=settings.scene_parallelism,
-                render_cache_bytes=settings.render_cache_mb * 1024 * 1024,
                 llm=inputs.llm,
-                repair_memory=settings.repair_memory,
                 before_stage=before_stage,
                 upload_callbacks=list(upload_callbacks or []),
                 budget=budget,
+                **tuning(job, settings),
             )
             return await execute(ctx, initial_state(job, quality), tracker)
 
 
-def scene_limits(job: VideoJob, settings: Settings) -> SandboxLimits:
-    return SandboxLimits(
-        timeout_seconds=job.spec.render.scene_timeout_seconds,
-        memory_mb=settings.render_memory_mb,
-        max_output_mb=settings.render_max_output_mb,
-    )
+def tuning(job: VideoJob, settings: Settings) -> dict[str, Any]:
+    """The PipelineContext fields that come from settings: limits, parallelism, cache size."""
+    return {
+        "limits": SandboxLimits(
+            timeout_seconds=job.spec.render.scene_timeout_seconds,
+            memory_mb=settings.render_memory_mb,
+            max_output_mb=settings.render_max_output_mb,
+        ),
+        "scene_parallelism": settings.scene_parallelism,
+        "render_cache_bytes": settings.render_cache_mb * 1024 * 1024,
+        "repair_memory": settings.repair_memory,
+    }
 
 
 async def execute(ctx: PipelineContext, state: VideoGenerationState, tracker: StatusTracker) -> RunResult:

@@ -11,15 +11,16 @@ again, within the same attempt bound.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-from videojob.pipeline import llm as llm_mod
+from typing import TYPE_CHECKING
+
 from videojob.pipeline.codecheck import scene_classes
 from videojob.pipeline.context import PipelineContext
-from videojob.pipeline.prompts import CODEGEN_PROMPT, EDIT_PROMPT, REPAIR_PROMPT, TOOLS_NOTE
-from videojob.pipeline.state import SceneState, VideoGenerationState
+from videojob.pipeline.state import SceneState, StateUpdate, VideoGenerationState
 from videojob.pipeline.storyboard import generate_scene_code
-from videojob.pipeline.tools import CODEGEN_TOOLS
+
+if TYPE_CHECKING:
+    from langchain_core.messages import BaseMessage
 
 
 def needs_llm(state: VideoGenerationState) -> bool:
@@ -48,7 +49,9 @@ def history_text(scene: SceneState, keep: int) -> str:
     return "\n\n".join(parts)
 
 
-def _messages(ctx: PipelineContext, state: VideoGenerationState, scene: SceneState, tools_note: str) -> list:
+def _messages(ctx: PipelineContext, state: VideoGenerationState, scene: SceneState, tools_note: str) -> list[BaseMessage]:
+    from videojob.pipeline.prompts import CODEGEN_PROMPT, EDIT_PROMPT, REPAIR_PROMPT
+
     count = len(state.scenes)
     common = {
         "class_name": scene.class_name, "duration": f"{scene.duration_seconds or 6:g}", "tools_note": tools_note,
@@ -72,6 +75,11 @@ def _messages(ctx: PipelineContext, state: VideoGenerationState, scene: SceneSta
 
 
 async def _llm_code(ctx: PipelineContext, state: VideoGenerationState, scene: SceneState, usage: dict[str, int]) -> str:
+    # Imported here: only jobs with a prompt (or editing) pay for the LLM stack.
+    from videojob.pipeline import llm as llm_mod
+    from videojob.pipeline.prompts import TOOLS_NOTE
+    from videojob.pipeline.tools import CODEGEN_TOOLS
+
     client = llm_mod.require_model(ctx.llm, "spec.editing.feedback" if state.editing_existing_video else "spec.prompt")
     messages = _messages(ctx, state, scene, TOOLS_NOTE)
     answer = await llm_mod.answer_with_tools(client, messages, CODEGEN_TOOLS, usage=usage, stage="GeneratingCode")
@@ -90,7 +98,7 @@ def _adopt_class_name(scene: SceneState, code: str) -> None:
         scene.class_name = names[0]
 
 
-async def generate_code(ctx: PipelineContext, state: VideoGenerationState) -> dict[str, Any]:
+async def generate_code(ctx: PipelineContext, state: VideoGenerationState) -> StateUpdate:
     """Write code for every scene that has none yet or whose last render failed."""
     spec = ctx.job.spec
     usage = ctx.usage  # counts every call, even those of a node that then fails

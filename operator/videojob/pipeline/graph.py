@@ -14,8 +14,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Awaitable, Callable, Literal
+from typing import Awaitable, Callable, Literal
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
@@ -25,11 +26,11 @@ from videojob.api.models import Stage, VideoJob
 from videojob.pipeline import codegen, planner, publish, render
 from videojob.pipeline.context import PipelineContext
 from videojob.pipeline.errors import PipelineError
-from videojob.pipeline.state import VideoGenerationState
-from videojob.pipeline.status import run_stages
+from videojob.pipeline.state import StateUpdate, VideoGenerationState
+from videojob.pipeline.stages import run_stages
 
-NodeFn = Callable[[PipelineContext, VideoGenerationState], Awaitable[dict[str, Any]]]
-StateNode = Callable[[VideoGenerationState, Runtime[PipelineContext]], Awaitable[dict[str, Any]]]
+NodeFn = Callable[[PipelineContext, VideoGenerationState], Awaitable[StateUpdate]]
+StateNode = Callable[[VideoGenerationState, Runtime[PipelineContext]], Awaitable[StateUpdate]]
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def route_after_render(state: VideoGenerationState) -> Literal["combine", "gener
 def _in_stage(node: Node) -> StateNode:
     stage = node.stage.value
 
-    async def run(state: VideoGenerationState, runtime: Runtime[PipelineContext]) -> dict[str, Any]:
+    async def run(state: VideoGenerationState, runtime: Runtime[PipelineContext]) -> StateUpdate:
         ctx = runtime.context
         await ctx.before_stage(stage)
         await ctx.progress.stage_started(stage)
@@ -83,9 +84,9 @@ def _in_stage(node: Node) -> StateNode:
     return run
 
 
-@cache
-def compiled_graph() -> CompiledStateGraph:
-    """The compiled pipeline graph, built once per process (it holds no run's data)."""
+def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
+    """The pipeline graph, compiled; with a checkpointer, a run can stop and resume between
+    nodes (the state is plain data, the context is given again on resume)."""
     builder = StateGraph(VideoGenerationState, context_schema=PipelineContext)
     for node in NODES:
         builder.add_node(node.name, _in_stage(node))
@@ -96,4 +97,10 @@ def compiled_graph() -> CompiledStateGraph:
     builder.add_edge("combine", "upload")
     builder.add_edge("upload", "record")
     builder.add_edge("record", END)
-    return builder.compile(name="videojob")
+    return builder.compile(checkpointer=checkpointer, name="videojob")
+
+
+@cache
+def compiled_graph() -> CompiledStateGraph:
+    """The compiled pipeline graph, built once per process (it holds no run's data)."""
+    return build_graph()
