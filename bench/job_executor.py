@@ -4,7 +4,7 @@
     .venv/bin/python bench/operator.py --executor job [--jobs 200]        (the same)
 
 Runs `videojob operator -n default` as a child process (so its RSS is its own) against the
-emulated API server of the tests (`tests/jobexec/apiserver.py`), and plays the rest of the
+emulated API server of the tests (`tests/controller/apiserver.py`, workloads=True), and plays the rest of the
 cluster itself: nothing runs pods here, so the benchmark acts as the job controller (Job
 conditions, an evicted pod) and as each worker (the status writes a worker makes).
 
@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 import kubernetes  # noqa: E402
 
-from tests.jobexec.apiserver import JobsServerThread  # noqa: E402
+from tests.controller.apiserver import ServerThread  # noqa: E402
 
 NAMESPACE = "default"
 GROUP, VERSION, PLURAL = "videogen.io", "v1alpha1", "videojobs"
@@ -78,7 +78,7 @@ class Cluster:
     """The emulated API server plus the benchmark's own client (User-Agent "bench")."""
 
     def __init__(self, workdir: Path):
-        self.thread = JobsServerThread(history_limit=3).__enter__()
+        self.thread = ServerThread(history_limit=3, workloads=True).__enter__()
         self.thread.call(_add_namespace)
         self.kubeconfig = workdir / "kubeconfig"
         self.thread.write_kubeconfig(self.kubeconfig)

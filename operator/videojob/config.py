@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -69,6 +70,33 @@ class Settings(BaseSettings):
     # JSON objects: annotations of that ServiceAccount (IRSA), and the worker NetworkPolicy's spec.
     worker_service_account_annotations: str = "{}"
     worker_network_policy: str = "{}"
+
+    # Tenancy (DESIGN.md "Tenancy"; decided in videojob.policy). Lists are comma-separated.
+    # Base URLs a VideoJob may name in spec.llm.baseUrl (empty: none); such jobs get only the
+    # credentials of their own Secret, never the operator's.
+    llm_allowed_base_urls: str = ""
+    # Globs on `provider:model` for spec.llm.model / fallbackModel (empty: any model).
+    llm_allowed_models: str = ""
+    # Inline executor: runs of one namespace at once (0: only VIDEOJOB_MAX_CONCURRENT_JOBS applies).
+    max_concurrent_per_namespace: int = Field(default=0, ge=0, le=256)
+    # Per-job caps, enforced as the run goes (0: no cap): planned scenes, LLM tokens (prompt +
+    # completion), characters sent to speech synthesis.
+    max_scenes_per_job: int = Field(default=0, ge=0)
+    max_tokens_per_job: int = Field(default=0, ge=0)
+    max_tts_characters_per_job: int = Field(default=0, ge=0)
+
+    @field_validator("llm_allowed_base_urls")
+    @classmethod
+    def _base_urls_are_urls(cls, value: str) -> str:
+        bad = [u for u in value.split(",") if u.strip() and not _is_http_url(u.strip())]
+        if bad:
+            raise ValueError(f"not http(s) URLs: {', '.join(bad)}")
+        return value
+
+
+def _is_http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def load_settings() -> Settings:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 from videojob.api.manifest import InvalidVideoJob
 from videojob.api.models import Phase, UploadState, VideoJob, VideoJobStatus
 from videojob.config import ConfigError, Settings
+from videojob.policy import TenancyPolicy
+from videojob.pipeline.budget import UsageBudget
 from videojob.pipeline.context import PipelineContext, StageGate, open_gate
 from videojob.pipeline.errors import InvalidContent, PipelineError, TransientError
 from videojob.pipeline.graph import compiled_graph, stages_for
@@ -110,10 +112,11 @@ class RunInputs:
 
 def resolve_inputs(
     job: VideoJob, settings: Settings, store_root: Path, cache_dir: Path, llm: Model | _Unset,
-    credentials: dict[str, str] | None, publisher: Publisher | None,
+    credentials: dict[str, str] | None, publisher: Publisher | None, *, tenant: bool = False,
+    budget: UsageBudget | None = None,
 ) -> RunInputs:
-    """The job's model (with the answer cache beside the render cache) and publisher.
-    Raises InvalidVideoJob, PipelineError or ConfigError."""
+    """The job's model (with the answer cache beside the render cache, and the per-job token cap)
+    and publisher. Raises InvalidVideoJob, PipelineError or ConfigError. `tenant`: see run_videojob."""
     spec = job.spec
     wants_model = spec.source == "prompt" or spec.editing is not None or bool(spec.llm and spec.llm.model)
     if llm is _UNSET and not wants_model:
@@ -123,8 +126,8 @@ def resolve_inputs(
         from videojob.pipeline import llm as llm_mod  # the LLM stack loads only for jobs that use it
 
         if llm is _UNSET:
-            llm = llm_mod.resolve_model(spec.llm, settings.llm_model, credentials)
-        chat = llm_mod.prepare(llm, llm_mod.model_name(spec.llm, settings.llm_model), cache_dir.parent / "llm")
+            llm = llm_mod.resolve_model(spec.llm, settings.llm_model, credentials, tenant=tenant)
+        chat = llm_mod.prepare(llm, llm_mod.model_name(spec.llm, settings.llm_model), cache_dir.parent / "llm", budget)
     check_runnable(job, chat)
     return RunInputs(chat, publisher or make_publisher(store_root))
 
@@ -200,11 +203,16 @@ async def run_videojob(
     publisher: Publisher | None = None,
     sandbox: Sandbox | None = None,
     tracker: StatusTracker | None = None,
+    tenant: bool = False,
 ) -> RunResult:
     """Run the pipeline for `job` to the end. Cancel the task to stop it (children are killed).
 
     `llm` is a LangChain chat model or `ChatLLM` (default: built from spec.llm / settings), None
-    for no model; `tracker` continues a status the caller already reports (else a new one)."""
+    for no model; `tracker` continues a status the caller already reports (else a new one).
+    `tenant`: the job is a tenant's, run by the operator: a model at spec.llm.baseUrl gets only
+    `credentials` (its own Secret's keys), never the operator's environment. The per-job caps
+    (VIDEOJOB_MAX_*_PER_JOB) apply to every run."""
+    budget = UsageBudget(TenancyPolicy.from_settings(settings).caps)
     tracker = tracker or StatusTracker(job.metadata.generation)
     if tracker.status.phase != Phase.Running:
         tracker.started()
@@ -213,7 +221,7 @@ async def run_videojob(
     store_root = Path(store_root)
     cache_dir = Path(cache_dir) if cache_dir else store_root / ".cache" / "renders"
     try:
-        inputs = resolve_inputs(job, settings, store_root, cache_dir, llm, credentials, publisher)
+        inputs = resolve_inputs(job, settings, store_root, cache_dir, llm, credentials, publisher, tenant=tenant, budget=budget)
     except (InvalidVideoJob, PipelineError, ConfigError) as exc:
         error = refusal(exc)
         tracker.failed(error.reason, error.message, stalled=True)
@@ -232,6 +240,7 @@ async def run_videojob(
                 llm=inputs.llm,
                 before_stage=before_stage,
                 upload_callbacks=list(upload_callbacks or []),
+                budget=budget,
                 **tuning(job, settings),
             )
             return await execute(ctx, initial_state(job, quality), tracker)

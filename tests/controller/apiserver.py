@@ -20,6 +20,17 @@ finalizers, but it does not behave like an API server in the ways an operator de
   (Kopf waits for `v1/namespaces` even with `-A`).
 - object history is trimmed to the last `history_limit` versions (KMock keeps every version
   of every object, which dominates memory in the 1,000-object benchmark).
+- `workloads=True` serves `batch/v1` `jobs` and `v1` `pods` (both with a status subresource), for
+  the Job executor. KMock has no controllers: nothing runs a Job's pod, sets its conditions or
+  garbage-collects by ownerReferences; tests (`tests/jobexec/conftest.py`'s `JobControl`) and
+  the benchmark play the job controller and the kubelet with PATCHes on `/status`.
+- `kueue=True` emulates Kueue's mutating webhook: a Job naming a queue is created suspended.
+- `requests_by_agent` counts requests by (User-Agent, verb, resource, subresource), so a test
+  tells the operator's requests from its own; `watches` records each watch's resource and
+  labelSelector.
+- `GET /api/v1/namespaces/NAME` (a Namespace object; KMock misparses the path).
+- lists honour equality-based `labelSelector`s and `Accept: ...;as=PartialObjectMetadataList`
+  (metadata only), as a real API server does; the operator reads Secrets only through them.
 
 Mutations (create, patch, delete) are therefore served here; reads, watches and discovery stay
 KMock's. Everything runs on KMock's own lock, bus and object store, so `server.objects[...]`
@@ -29,6 +40,7 @@ and the watch streams see the same state.
 from __future__ import annotations
 
 import asyncio
+import collections
 import copy
 import datetime
 import logging
@@ -46,6 +58,11 @@ from kmock._internal import enums  # the action enum KMock's request parser prod
 
 VIDEOJOBS = "videogen.io/v1alpha1/videojobs"
 ALL_VERBS = {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+WORKLOADS = {
+    "batch/v1/jobs": kmock.ResourceInfo(kind="Job", singular="job", namespaced=True, verbs=ALL_VERBS, subresources={"status"}),
+    "v1/pods": kmock.ResourceInfo(kind="Pod", singular="pod", namespaced=True, verbs=ALL_VERBS, subresources={"status"}),
+}
 
 
 def _now() -> str:
@@ -73,6 +90,10 @@ def _error(status: int, reason: str, message: str) -> kmock.KubernetesError:
 class KubeAPIServer(kmock.KubernetesEmulator):
     history_limit: int = 60
     crd: bool = True  # serve the VideoJob resource (False: as if the CRD were not installed)
+    workloads: bool = False  # serve batch/v1 jobs and v1 pods (the Job executor)
+    kueue: bool = False  # emulate Kueue's Job webhook (see _create)
+    requests_by_agent: collections.Counter = attrs.field(factory=collections.Counter, init=False)
+    watches: list = attrs.field(factory=list, init=False)  # (plural, labelSelector) of each watch request
     _rv: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -87,6 +108,9 @@ class KubeAPIServer(kmock.KubernetesEmulator):
             self.resources[VIDEOJOBS] = kmock.ResourceInfo(
                 kind="VideoJob", singular="videojob", namespaced=True, verbs=ALL_VERBS,
                 shortnames={"vj"}, subresources={"status"})
+        if self.workloads:
+            for name, info in WORKLOADS.items():
+                self.resources[name] = info
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -110,6 +134,11 @@ class KubeAPIServer(kmock.KubernetesEmulator):
     # ---------------------------------------------------------------------------- dispatch
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        agent = str(request.headers.get("User-Agent") or "").split("/")[0]
+        plural = request.resource.plural if request.resource is not None else "-"
+        self.requests_by_agent[(agent, str(request.method).split(".")[-1].upper(), plural, request.subresource or "")] += 1
+        if str(request.params.get("watch", "")).lower() in ("true", "1"):
+            self.watches.append((plural, request.params.get("labelSelector")))
         if request.resource is not None and request.subresource in (None, "status"):
             if request.action == enums.action.CREATE and request.subresource is None:
                 return await self._create(request)
@@ -117,13 +146,27 @@ class KubeAPIServer(kmock.KubernetesEmulator):
                 return await self._patch(request)
             if request.action == enums.action.DELETE and request.name:
                 return await self._delete(request)
+            if request.action in (enums.action.FETCH, enums.action.LIST) and request.resource.plural is None and request.namespace:
+                return await self._get_namespace(request.namespace)
         return await super()._handle(request)
+
+    async def _get_namespace(self, name: str) -> aiohttp.web.StreamResponse:
+        # KMock parses GET /api/v1/namespaces/NAME as "namespace NAME, no resource".
+        async with self._lock:
+            key = (kmock.resource("v1/namespaces"), None, name)
+            if key not in self.objects or self.objects[key].deleted:
+                raise _error(404, "NotFound", f"namespaces {name!r} not found")
+            return aiohttp.web.json_response(copy.deepcopy(self.objects[key].raw))
 
     async def _create(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         if not isinstance(request.data, dict):
             raise _error(400, "BadRequest", "the body must be a JSON object")
         body = copy.deepcopy(request.data)
         meta = body.setdefault("metadata", {})
+        if self.kueue and request.resource.plural == "jobs" and (meta.get("labels") or {}).get(QUEUE_LABEL):
+            # Kueue's mutating webhook creates every Job that names a queue suspended; Kueue
+            # unsuspends it on admission (tests play that part).
+            body.setdefault("spec", {})["suspend"] = True
         info = self._info(request.resource)
         namespaced = info is None or info.namespaced is not False
         namespace = (request.namespace or meta.get("namespace")) if namespaced else None
@@ -243,7 +286,7 @@ class KubeAPIServer(kmock.KubernetesEmulator):
 
     @staticmethod
     def _selected(request: kmock.Request, body: dict[str, Any]) -> bool:
-        """Namespace, name and the `metadata.name`/`metadata.namespace` field selectors."""
+        """Namespace, name, `metadata.name`/`metadata.namespace` field selectors, equality label selectors."""
         meta = body.get("metadata", {})
         if request.namespace is not None and meta.get("namespace") != request.namespace:
             return False
@@ -252,6 +295,22 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         for term in filter(None, (request.params.get("fieldSelector") or "").split(",")):
             field, _, value = term.partition("=")
             if field in ("metadata.name", "metadata.namespace") and meta.get(field.split(".")[1]) != value.lstrip("="):
+                return False
+        labels = meta.get("labels") or {}
+        for term in filter(None, (request.params.get("labelSelector") or "").split(",")):
+            # Equality-based terms: key=value, key==value, key!=value, key, !key.
+            if "!=" in term:
+                key, _, value = term.partition("!=")
+                if labels.get(key.strip()) == value.strip():
+                    return False
+            elif "=" in term:
+                key, _, value = term.partition("=")
+                if labels.get(key.strip()) != value.lstrip("=").strip():
+                    return False
+            elif term.startswith("!"):
+                if term[1:].strip() in labels:
+                    return False
+            elif term.strip() not in labels:
                 return False
         return True
 
@@ -292,6 +351,13 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         payload["items"] = [
             {"apiVersion": payload["apiVersion"], "kind": kind, **item} for item in payload["items"]
         ]
+        if "as=PartialObjectMetadataList" in (request.headers.get("Accept") or ""):
+            # Metadata only, as a real API server answers this Accept header (no data, no spec).
+            payload.update(apiVersion="meta.k8s.io/v1", kind="PartialObjectMetadataList")
+            payload["items"] = [
+                {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": item.get("metadata", {})}
+                for item in payload["items"]
+            ]
         return payload
 
 

@@ -39,7 +39,6 @@ What KMock 0.8 / Kopf 1.45 lacked here, and the workaround (see `apiserver.py` f
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from pathlib import Path
@@ -49,6 +48,7 @@ import kubernetes
 import pytest
 
 from tests.controller.apiserver import ServerThread
+from tests.helpers import condition, free_port, status_writes, wait_until  # noqa: F401  (shared helpers)
 from videojob.config import Settings
 from videojob.controller.main import OperatorOptions, run_operator
 
@@ -81,12 +81,6 @@ class Slow(Scene):
 def slow_scene_code(seconds: float = 60) -> str:
     """A quick first scene, then a slow second one."""
     return scene_code(1) + SLOW_SCENE.format(seconds=seconds)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class OperatorThread:
@@ -252,32 +246,27 @@ class Kube:
     def wait_phase(self, name: str, *phases: str, timeout: float = 90) -> dict[str, Any]:
         return self.wait(name, lambda obj: (obj.get("status") or {}).get("phase") in phases, timeout)
 
+    def wait_events(
+        self, name: str, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 30, namespace: str = NAMESPACE
+    ) -> list[dict[str, Any]]:
+        """Poll until `predicate(events about the object)` holds; returns the events. An Event is
+        posted after the status write it explains: read status first, then wait for its Event."""
+        found: list[dict[str, Any]] = []
+
+        def ready() -> bool:
+            nonlocal found
+            found = self.events(name, namespace)
+            return predicate(found)
+
+        try:
+            wait_until(ready, timeout, f"{name}: Events")
+        except AssertionError:
+            raise AssertionError(f"{name}: Events not as expected in {timeout}s: {[e['reason'] for e in found]}") from None
+        return found
+
 
 @pytest.fixture()
 def kube(apiserver: ServerThread) -> Kube:
     client = Kube(apiserver.url)
     yield client
     client.client.close()
-
-
-def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next((c for c in status.get("conditions", []) if c["type"] == type_), {})
-
-
-def status_writes(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The distinct `.status` values an object went through, in order."""
-    out: list[dict[str, Any]] = []
-    for version in history:
-        status = version.get("status")
-        if status and (not out or out[-1] != status):
-            out.append(status)
-    return out
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 60, message: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{message} not reached in {timeout}s")

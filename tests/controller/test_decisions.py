@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from kubernetes.client.rest import ApiException
 
+from tests.helpers import wait_for
 from videojob.api.models import Backoff
 from videojob.controller import decisions
 from videojob.controller.events import transition_event
+from videojob.controller.reporter import same_writer
 from videojob.controller.slots import FairSlots
 from videojob.controller.status_writer import StatusWriter, nulls_for_removed
 
@@ -73,7 +76,7 @@ async def test_slots_go_to_the_earliest_created_waiter():
         slots.release()
 
     tasks = [asyncio.create_task(waiter(key)) for key in [("b", 0), ("c", 0), ("a", 1), ("a", 0)]]
-    await asyncio.sleep(0)
+    await wait_for(lambda: slots.waiting == 4, message="all four in line")
     slots.release()
     await asyncio.gather(*tasks)
     assert order == [("a", 0), ("a", 1), ("b", 0), ("c", 0)]
@@ -94,7 +97,70 @@ async def test_status_writer_coalesces_bursts_and_flushes_the_last_state():
     for step in range(1, 11):
         state["progress"] = f"{step}/10"
         writer.update()
-    await asyncio.sleep(0.1)
+    await wait_for(lambda: sink.patches, message="the first write")
     await writer.close()
     assert len(sink.patches) <= 2
     assert sink.patches[-1]["progress"] == "10/10"
+
+
+class VersionedSink:
+    """A status sink with resourceVersion preconditions, as the API server has (409 when stale)."""
+
+    def __init__(self, status):
+        self.status, self.rv, self.conflicts = dict(status), 1, 0
+
+    def someone_writes(self, **changes):
+        self.status.update(changes)
+        self.rv += 1
+
+    async def patch_status(self, namespace, name, status, resource_version=None):
+        if resource_version is not None and resource_version != str(self.rv):
+            self.conflicts += 1
+            raise ApiException(status=409, reason="Conflict")
+        self.status = {k: v for k, v in {**self.status, **status}.items() if v is not None}
+        self.rv += 1
+        return {"metadata": {"resourceVersion": str(self.rv)}, "status": self.status}
+
+    async def read_videojob(self, namespace, name):
+        return {"metadata": {"resourceVersion": str(self.rv)}, "status": dict(self.status)}
+
+
+async def test_status_writer_writes_again_when_only_metadata_changed():
+    sink = VersionedSink({"phase": "Running", "attempt": 1})
+    state = {"phase": "Running", "attempt": 1, "progress": "1/2"}
+    writer = StatusWriter(sink, "ns", "job", lambda: dict(state), previous=dict(sink.status), resource_version="1",
+                          on_conflict=same_writer)
+    sink.rv += 1  # a label or annotation changed: the object moved, its status did not
+    await writer.flush()
+    assert sink.conflicts == 1 and sink.status["progress"] == "1/2" and not writer.yielded
+
+
+async def test_a_worker_writer_stops_once_someone_else_wrote_the_status():
+    sink = VersionedSink({"phase": "Running", "attempt": 1})
+    state = {"phase": "Running", "attempt": 1, "progress": "1/2"}
+    writer = StatusWriter(sink, "ns", "job", lambda: dict(state), previous=dict(sink.status), resource_version="1",
+                          on_conflict=same_writer)
+    sink.someone_writes(phase="Suspended")  # the operator, on spec.suspend
+    state.update(progress="2/2", phase="Succeeded")
+    await writer.flush()
+    assert writer.yielded and sink.status["phase"] == "Suspended"
+    writer.update(important=True)
+    await writer.flush()
+    assert sink.conflicts == 1  # no further attempt
+
+
+async def test_an_operator_writer_rebuilds_its_change_on_top_of_a_conflicting_write():
+    sink = VersionedSink({"phase": "Running", "attempt": 1})
+    state = {"phase": "Suspended", "attempt": 1}
+    seen = []
+
+    def rebuild(current, written):
+        seen.append(current["phase"])
+        state.update({**current, "phase": "Suspended"})
+        return True
+
+    writer = StatusWriter(sink, "ns", "job", lambda: dict(state), previous=dict(sink.status), resource_version="1",
+                          on_conflict=rebuild)
+    sink.someone_writes(progress="2/2")  # the worker, between our read and our write
+    await writer.flush()
+    assert seen == ["Running"] and sink.status == {"phase": "Suspended", "attempt": 1, "progress": "2/2"}

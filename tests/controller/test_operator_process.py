@@ -8,7 +8,8 @@ import sys
 import urllib.request
 
 from tests.controller.apiserver import ServerThread
-from tests.controller.conftest import scene_code, wait_until
+from tests.controller.conftest import scene_code
+from tests.helpers import wait_until
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -61,16 +62,14 @@ def test_metrics_count_jobs_by_phase_and_liveness_answers(operator, kube):
         prefix = f'videojob_jobs{{namespace="default",phase="{phase}"}} '
         return next((line[len(prefix):] for line in text.splitlines() if line.startswith(prefix)), "absent")
 
-    text = scrape(op.metrics_url)
-    assert (sample(text, "Succeeded"), sample(text, "Failed"), sample(text, "Running")) == ("1.0", "1.0", "0.0")
+    # The gauge follows the operator's watch, which may lag the reads above: wait for it.
+    counts = lambda text: (sample(text, "Succeeded"), sample(text, "Failed"), sample(text, "Running"))  # noqa: E731
+    text = wait_until(lambda: (lambda t: t if counts(t) == ("1.0", "1.0", "0.0") else None)(scrape(op.metrics_url)),
+                      timeout=30, message="videojob_jobs counts Succeeded 1, Failed 1, Running 0")
     assert 'videojob_phase_transitions_total{namespace="default",phase="Succeeded"}' in text
     assert "videojob_build_info" in text
 
     kube.delete("counted")
     kube.wait("counted", lambda obj: obj == {})
-    deadline_text = ""
-    for _ in range(50):
-        deadline_text = scrape(op.metrics_url)
-        if sample(deadline_text, "Succeeded") == "0.0":
-            break
-    assert sample(deadline_text, "Succeeded") == "0.0"
+    wait_until(lambda: sample(scrape(op.metrics_url), "Succeeded") == "0.0", timeout=30,
+               message="videojob_jobs drops the deleted VideoJob")

@@ -36,8 +36,9 @@ def test_restart_mid_render_resumes_into_exactly_one_version(operator, kube, wor
     assert [r["version"] for r in records] == [1]
     assert cached_renders() - cached_before >= 1  # scene 1 came from the render cache
     # One Started, one Succeeded: the restart did not restart the story.
-    reasons = [e["reason"] for e in kube.events("survivor") if e["component"] == "videojob-operator"]
-    assert reasons == ["Started", "Succeeded"]
+    reasons = lambda events: [e["reason"] for e in events if e["component"] == "videojob-operator"]  # noqa: E731
+    events = kube.wait_events("survivor", lambda events: "Succeeded" in reasons(events))
+    assert reasons(events) == ["Started", "Succeeded"]
 
 
 def test_restart_while_suspended_keeps_the_version_of_the_run(operator, kube, workdir):

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
-from tests.controller.conftest import condition, scene_code, slow_scene_code, status_writes
+from tests.controller.conftest import scene_code, slow_scene_code
+from tests.helpers import condition, status_writes
 
+
+def reasons(events):
+    return [e["reason"] for e in events if e["component"] == "videojob-operator"]
 
 
 def records(workdir, name):
@@ -29,8 +33,8 @@ def test_suspended_job_waits_then_resumes_into_one_version(operator, kube, apise
     assert status["observedGeneration"] == obj["metadata"]["generation"] == 2
     assert condition(status, "Suspended")["status"] == "False"
     assert status["version"] == 1 and len(records(workdir, "paused")) == 1
-    reasons = [e["reason"] for e in kube.events("paused") if e["component"] == "videojob-operator"]
-    assert reasons[:1] == ["Suspended"] and reasons[-1] == "Succeeded"
+    events = kube.wait_events("paused", lambda events: "Succeeded" in reasons(events))
+    assert reasons(events)[:1] == ["Suspended"] and reasons(events)[-1] == "Succeeded"
 
 
 def test_suspend_mid_run_pauses_before_the_next_stage(operator, kube, workdir):
@@ -48,7 +52,8 @@ def test_suspend_mid_run_pauses_before_the_next_stage(operator, kube, workdir):
     status = kube.wait_phase("midway", "Succeeded")["status"]
     assert status["observedGeneration"] == 3
     assert [r["version"] for r in records(workdir, "midway")] == [1]
-    assert [e["reason"] for e in kube.events("midway")].count("Resumed") == 1
+    events = kube.wait_events("midway", lambda events: "Succeeded" in reasons(events))
+    assert reasons(events).count("Resumed") == 1
 
 
 def test_spec_edit_cancels_the_run_and_produces_the_next_version(operator, kube, apiserver, workdir):
@@ -83,4 +88,4 @@ def test_active_deadline_fails_the_run(operator, kube):
     assert condition(status, "Succeeded")["reason"] == "DeadlineExceeded"
     assert condition(status, "Stalled")["status"] == "True"
     assert {s["name"]: s["phase"] for s in status["stages"]}["Rendering"] == "Failed"
-    assert ("Warning", "DeadlineExceeded") in [(e["type"], e["reason"]) for e in kube.events("late")]
+    kube.wait_events("late", lambda events: ("Warning", "DeadlineExceeded") in [(e["type"], e["reason"]) for e in events])

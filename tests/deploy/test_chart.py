@@ -250,6 +250,7 @@ def test_cluster_mode_operator_clusterrole_is_least_privilege(default):
         ("videogen.io", "videojobs"): {"get", "list", "watch", "patch"},
         ("videogen.io", "videojobs/status"): {"patch"},
         ("", "events"): {"create"},
+        ("", "namespaces"): {"get"},  # tenancy: the videogen.io/projects annotation
         # No Secrets in job mode: the worker reads its VideoJob's Secret in its own namespace.
         ("batch", "jobs"): {"create", "get", "list", "watch", "delete", "patch"},
         ("", "pods"): {"list", "watch"},
@@ -276,7 +277,7 @@ def test_inline_executor_drops_jobs_pods_and_worker_objects(render):
     rules = rules_of(rendered.one("ClusterRole", "videojob-operator"))
     assert ("batch", "jobs") not in rules and ("", "pods") not in rules
     assert ("", "serviceaccounts") not in rules and ("rbac.authorization.k8s.io", "clusterroles") not in rules
-    assert rules[("", "secrets")] == {"get"}  # the inline executor reads spec.llm.credentialsSecretRef itself
+    assert rules[("", "secrets")] == {"list"}  # the inline executor reads spec.llm.credentialsSecretRef itself (by name and label)
     assert [sa["metadata"]["name"] for sa in rendered.all("ServiceAccount")] == ["videojob-operator"]
     assert [b["metadata"]["name"] for b in rendered.all("RoleBinding")] == ["videojob-operator-leader-election"]
     assert not rendered.all("NetworkPolicy")
@@ -317,7 +318,7 @@ def test_secret_access_can_be_scoped_by_name_or_removed(full, render):
     for rules_owner in (inline.one("Role", "videojob-operator", "videos"), full.one("ClusterRole", "videojob-operator-worker")):
         (rule,) = [r for r in rules_owner["rules"] if r["resources"] == ["secrets"]]
         assert rule["resourceNames"] == ["videojob-llm", "llm-keys"]
-        assert rule["verbs"] == ["get"]
+        assert rule["verbs"] == ["list"]  # by metadata.name and the credentials label
     rendered = render(set_=["rbac.secrets.enabled=false"])
     for role in rendered.all("ClusterRole"):
         assert ("", "secrets") not in rules_of(role), role["metadata"]["name"]
@@ -329,7 +330,7 @@ def test_worker_serviceaccount_is_narrow_and_bound_per_namespace(default, full):
         ("videogen.io", "videojobs"): {"get"},
         ("videogen.io", "videojobs/status"): {"patch"},
         ("", "events"): {"create"},
-        ("", "secrets"): {"get"},
+        ("", "secrets"): {"list"},
     }
     # Bound with RoleBindings only: the worker has no rights outside its namespace.
     assert not [b for b in default.all("ClusterRoleBinding") if b["roleRef"]["name"].endswith("-worker")]

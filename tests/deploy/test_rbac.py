@@ -145,7 +145,7 @@ def test_every_client_call_is_in_a_function_the_derivation_sees():
         calls |= calls_in(path.read_text())
     seen = set().union(*wrappers().values())
     assert calls and calls == seen
-    assert {"patch_status", "patch_metadata", "read_secret"} <= {name for _, name in wrappers()}
+    assert {"patch_status", "patch_metadata", "list_secrets"} <= {name for _, name in wrappers()}
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +185,7 @@ def test_inline_mode_operator_gets_secrets_because_it_reads_them_itself(render, 
     for job_only in (("batch", "jobs"), ("", "pods")):
         expected.pop(job_only)
     assert role == expected
-    assert role[("", "secrets")] == {"get"}
+    assert role[("", "secrets")] == {"list"}  # by name and the credentials label
 
 
 def test_named_namespace_roles_grant_the_same_without_cluster_scope(render, code_needs):
@@ -199,7 +199,7 @@ def test_named_namespace_roles_grant_the_same_without_cluster_scope(render, code
 def test_worker_role_is_exactly_what_the_worker_calls(render, code_needs):
     role = rules_of(render().one("ClusterRole", "videojob-operator-worker"))
     assert role == code_needs["worker"]
-    assert role[("", "secrets")] == {"get"} and role[("videogen.io", "videojobs/status")] == {"patch"}
+    assert role[("", "secrets")] == {"list"} and role[("videogen.io", "videojobs/status")] == {"patch"}
 
 
 def test_leader_election_may_touch_leases_in_the_release_namespace_only(render):

@@ -1,6 +1,5 @@
-"""Fixtures for the Job executor: the operator helper's emulated API server and real operator
-(`tests/controller/conftest.py`), with the additions in `tests/jobexec/apiserver.py` (Jobs and
-pods, and a watch that does not replay what the watcher already listed).
+"""Fixtures for the Job executor: the one emulated API server (`tests/controller/apiserver.py`,
+serving Jobs and pods here) and the real operator (`tests/controller/conftest.py`).
 
 KMock has no controllers, so `JobControl` plays the job controller and the kubelet (it sets Job
 conditions and pod statuses), and the worker is run in-process (`run_worker`) against the same
@@ -10,32 +9,26 @@ deletes its Jobs itself.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import kubernetes
 import pytest
 
+from tests.controller.apiserver import ServerThread
 from tests.controller.conftest import NAMESPACE, kube, operator, serve_api, workdir  # noqa: F401  (fixtures)
-from tests.jobexec.apiserver import JobsServerThread
+from tests.helpers import wait_until
 
 MERGE = "application/merge-patch+json"
 
 
 @pytest.fixture()
 def apiserver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    yield from serve_api(JobsServerThread(), tmp_path, monkeypatch)
+    yield from serve_api(ServerThread(workloads=True), tmp_path, monkeypatch)
 
 
 class JobControl:
-    """Fixtures for the Job executor: the operator helper's emulated API server and real operator
-(`tests/controller/conftest.py`), with the additions in `tests/jobexec/apiserver.py` (Jobs and
-pods, and a watch that does not replay what the watcher already listed).
-
-KMock has no controllers, so `JobControl` plays the job controller and the kubelet, and the
-worker is run in-process (`run_worker`) against the same server.
-"""
+    """The job controller and the kubelet, played against the emulated API server."""
 
     AGENT = "tests-jobcontrol"  # its own User-Agent: the server tells its requests from the operator's
 
@@ -57,20 +50,11 @@ worker is run in-process (`run_worker`) against the same server.
         return self.batch.api_client.sanitize_for_serialization(job)
 
     def wait_for(self, name: str, timeout: float = 30, namespace: str = NAMESPACE) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if name in self.names(namespace):
-                return self.get(name, namespace)
-            time.sleep(0.1)
-        raise AssertionError(f"Job {name} not created in {timeout}s; Jobs: {self.names(namespace)}")
+        wait_until(lambda: name in self.names(namespace), timeout, f"Job {name} created")
+        return self.get(name, namespace)
 
     def wait_gone(self, name: str, timeout: float = 30, namespace: str = NAMESPACE) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if name not in self.names(namespace):
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"Job {name} still exists after {timeout}s")
+        wait_until(lambda: name not in self.names(namespace), timeout, f"Job {name} deleted")
 
     def finish(self, name: str, condition: str, reason: str | None = None, message: str = "", namespace: str = NAMESPACE) -> None:
         """Set the Job's final condition (Complete or Failed), as the job controller does."""

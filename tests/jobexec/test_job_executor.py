@@ -3,12 +3,12 @@ plays the job controller and kubelet (KMock has none), and the worker runs in-pr
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
-from prometheus_client import REGISTRY
-
-from tests.controller.conftest import NAMESPACE, condition, scene_code, status_writes
+from tests.controller.conftest import NAMESPACE, scene_code, slow_scene_code
+from tests.helpers import condition, sample, status_writes, wait_until
 from videojob.config import Settings
 from videojob.controller.kube import KubeClient
 from videojob.controller.worker import EXIT_FAILED, EXIT_NOTHING_TO_DO, EXIT_OK, run_worker
@@ -36,20 +36,16 @@ def spec(**extra):
 
 def runs_done(result):
     """Runs the operator has seen end (videojob_duration_seconds), in this process."""
-    return REGISTRY.get_sample_value("videojob_duration_seconds_count", {"namespace": NAMESPACE, "result": result}) or 0
+    return sample("videojob_duration_seconds_count", namespace=NAMESPACE, result=result)
 
 
-def wait_until(predicate, timeout=30):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.05)
+def warnings(events):
+    return [e["reason"] for e in events if e["type"] == "Warning"]
 
 
-def warnings(kube, name):
-    return [e["reason"] for e in kube.events(name) if e["type"] == "Warning"]
+def wait_warning(kube, name, reason):
+    """The Warning Events about `name` once one has `reason` (it is posted after the status write)."""
+    return warnings(kube.wait_events(name, lambda events: reason in warnings(events)))
 
 
 def test_the_job_carries_name_owner_labels_pod_template_and_queue(operator, kube, jobs):
@@ -132,7 +128,8 @@ def test_a_transient_failure_is_retried_as_a_new_job(operator, kube, jobs):
     assert status["phase"] == "Pending"
     assert condition(status, "Succeeded")["reason"] == "Evicted"
     assert "retry 1/2" in status["message"]
-    evicted = [e for e in kube.events("flaky") if e["reason"] == "Evicted"]
+    events = kube.wait_events("flaky", lambda events: any(e["reason"] == "Evicted" for e in events))
+    evicted = [e for e in events if e["reason"] == "Evicted"]
     assert len(evicted) == 1 and evicted[0]["type"] == "Warning" and "retry 1/2" in evicted[0]["message"]
 
     # The second attempt completes (its worker's report is lost): the operator mirrors the success.
@@ -155,7 +152,7 @@ def test_an_oom_killed_worker_fails_the_videojob_with_reason_oomkilled(operator,
     assert condition(status, "Succeeded")["reason"] == "OOMKilled"
     assert condition(status, "Succeeded")["status"] == "False"
     assert "memory" in status["message"]
-    assert warnings(kube, "greedy").count("OOMKilled") == 1
+    assert wait_warning(kube, "greedy", "OOMKilled").count("OOMKilled") == 1
     assert jobs.names() == ["greedy-g1-a1"]
 
 
@@ -168,7 +165,7 @@ def test_deadline_exceeded_is_not_retried(operator, kube, jobs):
     status = kube.wait_phase("slow", "Failed")["status"]
     assert condition(status, "Succeeded")["reason"] == "DeadlineExceeded"
     assert condition(status, "Stalled")["status"] == "True"
-    assert "DeadlineExceeded" in warnings(kube, "slow")
+    wait_warning(kube, "slow", "DeadlineExceeded")
     assert jobs.names() == ["slow-g1-a1"]
 
 
@@ -224,8 +221,8 @@ async def test_the_worker_runs_the_pipeline_and_reports_into_status(operator, ku
     assert video.is_file() and video.stat().st_size == status["outputs"]["sizeBytes"] > 0
     phases = [s.get("phase") for s in status_writes(apiserver.history(NAMESPACE, "worked"))]
     assert phases[0] == "Pending" and "Running" in phases and phases[-1] == "Succeeded"
-    reasons = [e["reason"] for e in kube.events("worked")]
-    assert reasons[:3] == ["Queued", "Started", "Succeeded"]
+    events = kube.wait_events("worked", lambda events: "Succeeded" in [e["reason"] for e in events])
+    assert [e["reason"] for e in events][:3] == ["Queued", "Started", "Succeeded"]
     assert jobs.names() == ["worked-g1-a1"]
 
     # A worker for a generation that moved on, or for a VideoJob that is gone, does nothing.
@@ -357,12 +354,39 @@ async def test_a_transient_failure_the_worker_reports_is_retried_and_the_next_at
     assert second["spec"]["template"]["spec"]["containers"][0]["args"][-1] == "2"
     status = kube.wait("keys", lambda o: o["status"].get("attempt") == 2)["status"]
     assert status["phase"] == "Pending" and "retry 1/2" in status["message"]
-    assert "BackOff" in warnings(kube, "keys")
+    wait_warning(kube, "keys", "BackOff")
 
     # Attempt 2: the Secret is there now.
-    kube.core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "llm-keys"}, "stringData": {"OPENAI_API_KEY": "sk-test"}})
+    kube.core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "llm-keys", "labels": {"videogen.io/credentials": "true"}},
+                                                   "stringData": {"OPENAI_API_KEY": "sk-test"}})
     assert await run_worker(NAMESPACE, "keys", 1, 2, settings=settings, kube=client) == EXIT_OK
     jobs.finish("keys-g1-a2", "Complete")
     status = kube.wait_phase("keys", "Succeeded")["status"]
     assert status["attempt"] == 2 and status["version"] == 1
     assert jobs.names() == ["keys-g1-a1", "keys-g1-a2"]
+
+
+async def test_a_stopping_workers_late_writes_never_undo_the_operators_suspended(operator, kube, jobs, apiserver, tmp_path):
+    """Ownership of status writes: the operator's Suspended stands; the worker, still running (a
+    pod takes its grace period to stop), finds the status written by someone else and stops writing."""
+    operator(**JOB_MODE)
+    create(kube, "stopping", {"topic": "Stopping", "code": slow_scene_code(8), "render": {"quality": "low"}})
+    jobs.wait_for("stopping-g1-a1")
+    await asyncio.to_thread(kube.wait_phase, "stopping", "Pending")
+    settings = Settings(workdir=tmp_path / "pod", scene_parallelism=1)
+    worker = asyncio.create_task(run_worker(NAMESPACE, "stopping", 1, 1, settings=settings, kube=KubeClient(kube.client),
+                                            min_write_interval=0.2))
+    await asyncio.to_thread(kube.wait, "stopping", lambda o: (o.get("status") or {}).get("currentStage") == "Rendering")
+
+    await asyncio.to_thread(kube.patch_spec, "stopping", {"suspend": True})
+    await asyncio.to_thread(kube.wait_phase, "stopping", "Suspended")
+    assert jobs.get("stopping-g1-a1")["spec"]["suspend"] is True
+    # Nothing stops the pod here: the worker renders on to the end and reports every stage after.
+    assert await worker == EXIT_OK
+    assert list((tmp_path / "pod").glob("**/stopping.mp4")), "the worker finished its run"
+
+    writes = status_writes(apiserver.history(NAMESPACE, "stopping"))
+    suspended = next(i for i, w in enumerate(writes) if w.get("phase") == "Suspended")
+    assert [w["phase"] for w in writes[suspended:]] == ["Suspended"] * (len(writes) - suspended)
+    status = kube.status("stopping")
+    assert status["phase"] == "Suspended" and status["observedGeneration"] == 2

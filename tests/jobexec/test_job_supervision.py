@@ -9,14 +9,14 @@ from typing import Any
 
 from kubernetes.client.rest import ApiException
 
+from tests.controller.apiserver import merge_patch
+from tests.helpers import condition, wait_for
 from videojob.api.manifest import parse_videojob
 from videojob.config import Settings
-from videojob.controller import job_executor
 from videojob.controller.events import EventRecorder
+from videojob.controller.executor import RunEnvironment, RunRequest
 from videojob.controller.job_executor import JobExecutor
-from videojob.controller.jobrun import RunEnvironment, RunRequest
 from videojob.controller.slots import FairSlots
-from tests.controller.apiserver import merge_patch
 
 
 class FakeAPI:
@@ -68,30 +68,18 @@ def request() -> RunRequest:
     return RunRequest(namespace="ns", name="fake", uid="uid-1", generation=1, content_generation=1, job=job, queue_key="")
 
 
-def executor(api: FakeAPI, tmp_path) -> JobExecutor:
+def executor(api: FakeAPI, tmp_path, **options: Any) -> JobExecutor:
     env = RunEnvironment(settings=Settings(executor="job", workdir=tmp_path), kube=api, slots=FairSlots(1),
                          events=EventRecorder(api), store_root=tmp_path)
-    return JobExecutor(env, jobs=api)
+    return JobExecutor(env, jobs=api, **options)
 
 
-async def wait_for(predicate, timeout: float = 10) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
-
-
-def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next((c for c in status.get("conditions", []) if c["type"] == type_), {})
-
-
-async def test_a_failing_api_server_delays_the_job_but_does_not_fail_the_videojob(tmp_path, monkeypatch):
-    monkeypatch.setattr(job_executor, "API_RETRY_MIN", 0.01)
+async def test_a_failing_api_server_delays_the_job_but_does_not_fail_the_videojob(tmp_path):
     api = FakeAPI([ApiException(status=503, reason="Service Unavailable"), ApiException(status=500, reason="boom")])
-    ex = executor(api, tmp_path)
+    ex = executor(api, tmp_path, api_retry_min=0.01)
     await ex.submit(request())
     await wait_for(lambda: "fake-g1-a1" in api.jobs)
+    await wait_for(lambda: api.phases)
     assert api.creates == 3 and list(api.jobs) == ["fake-g1-a1"]
     assert api.phases == ["Pending"]  # one Queued write; the errors never reached the status
 

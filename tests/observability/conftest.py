@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.server
 import json
 import re
-import socket
 import subprocess
 import threading
 import time
@@ -16,11 +15,11 @@ from typing import Any, Iterator
 
 import pytest
 import yaml
-from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 
 # The operator under test against the emulated API server: tests/controller owns these fixtures.
 from tests.controller.conftest import apiserver, kube, operator, workdir  # noqa: F401
+from tests.helpers import free_port, sample, wait_until  # noqa: F401  (shared helpers)
 from tests.pipeline.conftest import CliResult
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,10 +103,6 @@ def promtool_check_metrics(text: str) -> subprocess.CompletedProcess:
     return subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
 
 
-def sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
 # ----------------------------------------------------------------------------- manifests
 
 
@@ -153,12 +148,6 @@ def run_cli(capsys, tmp_path: Path):
 
 
 # ------------------------------------------------------------------- Prometheus, fake LLM
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 class PrometheusServer:
     """The real Prometheus server (Debian's `prometheus` package) on 127.0.0.1, scraping `targets`
@@ -222,12 +211,11 @@ class PrometheusServer:
         return float(result[0]["value"][1]) if result else None
 
     def wait(self, predicate: Any, what: str, timeout: float = 45) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"{what}: not reached in {timeout}s")
+        wait_until(predicate, timeout, what)
+
+    def last_scrape(self) -> float:
+        """When Prometheus last scraped the operator (Unix seconds; 0 before the first scrape)."""
+        return self.value('timestamp(up{job="videojob-operator"})') or 0.0
 
 
 @pytest.fixture

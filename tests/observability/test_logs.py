@@ -14,6 +14,7 @@ import sys
 import kubernetes
 import pytest
 
+from tests.helpers import wait_for
 from tests.observability.conftest import failing_code, one_scene, videojob
 from videojob.logs import MASK, captured_logging, job_context, mask, redact
 
@@ -91,13 +92,21 @@ async def test_job_context_decorated_coroutines_run_concurrently():
     stream = io.StringIO()
     log = logging.getLogger("videojob.test")
 
+    turns = [asyncio.Event() for _ in range(4)]
+    inside = []
+
     @job_context("ns-5", "job-5", 2)
     async def step(i: int) -> None:
-        await asyncio.sleep(0.01 * i)  # they leave in the order they entered (not LIFO)
+        inside.append(i)
+        await turns[i].wait()  # they leave in the order they entered (not LIFO)
         log.info("step %d", i)
+        turns[i + 1].set()
 
     with captured_logging("json", stream):
-        await asyncio.gather(*(step(i) for i in range(3)))
+        running = asyncio.gather(*(step(i) for i in range(3)))
+        await wait_for(lambda: len(inside) == 3, message="all three steps inside the context")
+        turns[0].set()
+        await running
         log.info("after")
     records = json_lines(stream.getvalue())
     assert [r["name"] for r in records if r["message"].startswith("step")] == ["job-5"] * 3
@@ -165,9 +174,9 @@ def test_ordinary_text_is_left_alone():
 class OperatorProcess:
     """`videojob operator --log-format json` as a child process against the emulated API server."""
 
-    def __init__(self, tmp_path, kubeconfig):
+    def __init__(self, tmp_path, kubeconfig, **settings: str):
         env = {**os.environ, "KUBECONFIG": str(kubeconfig), "VIDEOJOB_WORKDIR": str(tmp_path / "work"),
-               "PYTHONUNBUFFERED": "1"}
+               "PYTHONUNBUFFERED": "1", **settings}
         self.stderr_path = tmp_path / "operator.stderr"
         self._stderr = self.stderr_path.open("wb")
         self.process = subprocess.Popen(
@@ -194,9 +203,9 @@ class OperatorProcess:
 def test_operator_json_logs_name_the_job_and_never_the_secret(apiserver, kube, rejecting_openai, tmp_path):
     secret = "sk-obs-operator-9f8e7d6c5b4a3210"
     kube.core.create_namespaced_secret(
-        "default", kubernetes.client.V1Secret(metadata={"name": "llm-keys"}, string_data={"OPENAI_API_KEY": secret})
+        "default", kubernetes.client.V1Secret(metadata={"name": "llm-keys", "labels": {"videogen.io/credentials": "true"}}, string_data={"OPENAI_API_KEY": secret})
     )
-    child = OperatorProcess(tmp_path, apiserver.kubeconfig)
+    child = OperatorProcess(tmp_path, apiserver.kubeconfig, VIDEOJOB_LLM_ALLOWED_BASE_URLS=rejecting_openai.base_url)
     try:
         kube.create("leaky", {
             "topic": "Circles", "prompt": "Show a circle", "retryStrategy": {"limit": 0},

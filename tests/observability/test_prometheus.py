@@ -34,7 +34,7 @@ def substitute(expr: str, range_: str) -> str:
 
 def run_jobs(kube, openai_url: str) -> list[str]:
     kube.core.create_namespaced_secret(
-        NAMESPACE, kubernetes.client.V1Secret(metadata={"name": "llm-keys"}, string_data={"OPENAI_API_KEY": LLM_SECRET})
+        NAMESPACE, kubernetes.client.V1Secret(metadata={"name": "llm-keys", "labels": {"videogen.io/credentials": "true"}}, string_data={"OPENAI_API_KEY": LLM_SECRET})
     )
     storyboard = {"scenes": [{"title": "A circle", "shape": "circle", "durationSeconds": 1}]}
     jobs = {
@@ -53,7 +53,7 @@ def run_jobs(kube, openai_url: str) -> list[str]:
 def test_every_dashboard_query_returns_series_from_a_real_prometheus(
     operator, kube, prometheus, fake_openai, moto_aws
 ):
-    op = operator(max_concurrent_jobs=1)
+    op = operator(max_concurrent_jobs=1, llm_allowed_base_urls=fake_openai.base_url)
     prom = prometheus([op.metrics_url.removeprefix("http://").removesuffix("/metrics")])
     prom.wait(lambda: prom.value('up{job="videojob-operator"}') == 1, "the operator's /metrics scraped")
     started = time.time()
@@ -62,10 +62,11 @@ def test_every_dashboard_query_returns_series_from_a_real_prometheus(
     phases = {name: kube.wait_phase(name, "Succeeded", "Failed", timeout=90)["status"]["phase"] for name in names}
     assert phases == {"board": "Succeeded", "prompted": "Succeeded", "broken": "Failed", "board-again": "Succeeded"}
 
-    # Prometheus has scraped the final state: two scrapes after the last job ended.
+    # Prometheus has scraped the final state, and twice more since (rates see the last increase).
     prom.wait(lambda: prom.value(f'sum(videojob_jobs{{namespace="{NAMESPACE}",phase="Succeeded"}})') == 3
               and prom.value(f'sum(videojob_jobs{{namespace="{NAMESPACE}",phase="Failed"}})') == 1, "final phases scraped")
-    time.sleep(2)
+    final = prom.last_scrape()
+    prom.wait(lambda: prom.last_scrape() >= final + 2, "two more scrapes")
     window = f"{int(time.time() - started) + 5}s"
 
     queries = panel_queries(load_dashboard())

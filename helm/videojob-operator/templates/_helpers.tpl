@@ -91,13 +91,21 @@ in job mode the worker reads the VideoJob's Secret, the operator never does. */}
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+{{- /* Tenancy: the videogen.io/projects annotation of a VideoJob's own Namespace (a Role in that
+namespace can grant this: the API server authorises GET namespaces/NAME in namespace NAME). */}}
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get]
 {{- if and .Values.rbac.secrets.enabled (eq .Values.operator.executor "inline") }}
+{{- /* Inline mode only (job mode: the worker reads its own Secret). list by metadata.name AND the
+label videogen.io/credentials=true; resourceNames still apply to a list with a metadata.name
+field selector. */}}
 - apiGroups: [""]
   resources: [secrets]
   {{- with .Values.rbac.secrets.resourceNames }}
   resourceNames: {{ toJson . }}
   {{- end }}
-  verbs: [get]
+  verbs: [list]
 {{- end }}
 {{- if eq .Values.operator.executor "job" }}
 - apiGroups: [batch]

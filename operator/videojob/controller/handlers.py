@@ -19,14 +19,16 @@ from videojob import metrics
 from videojob.api.manifest import InvalidVideoJob, parse_videojob
 from videojob.api.models import API_GROUP, API_VERSION, PLURAL, VideoJob
 from videojob.config import Settings
-from videojob.controller import decisions
-from videojob.controller.events import EventRecorder, transition_event
-from videojob.controller.executor import InlineExecutor
-from videojob.controller.jobrun import RunRequest
+from videojob.controller import decisions, reporter as rules
+from videojob.controller.events import EventRecorder
+from videojob.controller.executor import Executor, RunRequest
+from videojob.controller.kube import plain
 from videojob.controller.metrics import JobBook
-from videojob.controller.status_writer import nulls_for_removed
+from videojob.controller.reporter import StatusReporter
+from videojob.controller.tenancy import TenancyGate
 from videojob.logs import remember_object
 from videojob.pipeline.status import StatusTracker
+from videojob.policy import REASON as POLICY_DENIED
 from videojob.run import check_runnable
 
 log = logging.getLogger(__name__)
@@ -34,18 +36,11 @@ log = logging.getLogger(__name__)
 _SOME_MODEL = object()  # "an LLM is configured" for check_runnable, without building a client
 
 
-def plain(value: Any) -> Any:
-    """Kopf's body views as plain dicts and lists."""
-    if isinstance(value, Mapping):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
-
-
 class Controller:
-    def __init__(self, settings: Settings, kube: Any, executor: InlineExecutor, events: EventRecorder, book: JobBook):
+    def __init__(self, settings: Settings, kube: Any, executor: Executor, events: EventRecorder, book: JobBook,
+                 tenancy: TenancyGate | None = None):
         self.settings = settings
+        self.tenancy = tenancy or TenancyGate(settings, kube.core)
         self.kube = kube
         self.executor = executor
         self.events = events
@@ -78,7 +73,7 @@ class Controller:
             if decisions.is_terminal(status.get("phase")):
                 # Nothing to pause or resume: acknowledge the generation, keep the result.
                 await self._remember_content_generation(raw, decisions.content_generation(raw))
-                await self.kube.patch_status(meta["namespace"], meta["name"], {"observedGeneration": generation})
+                await rules.acknowledge_generation(self.kube, meta["namespace"], meta["name"], generation)
                 return
             await self._start(raw, restarting=decisions.same_run(raw))
             return
@@ -112,7 +107,13 @@ class Controller:
             job = self.validate(raw)
         except InvalidVideoJob as exc:
             await self.executor.cancel(meta["uid"])
-            await self._reject(raw, exc)
+            await self._reject(raw, "InvalidSpec", "invalid spec: " + "; ".join(exc.problems))
+            return
+        denial = await self.tenancy.admit(job, meta["namespace"])
+        if denial is not None:  # before anything is read, spent or written for the run
+            await self.executor.cancel(meta["uid"])
+            metrics.record_policy_denial(denial.rule)
+            await self._reject(raw, POLICY_DENIED, f"policy: {denial}")
             return
         content_generation = decisions.content_generation(raw)
         job.metadata.generation = content_generation
@@ -138,21 +139,19 @@ class Controller:
         check_runnable(job, _SOME_MODEL if model_configured else None)
         return job
 
-    async def _reject(self, raw: dict[str, Any], problem: InvalidVideoJob) -> None:
-        """Failed + Stalled with the problems as message, one Warning Event; no retry loop."""
+    async def _reject(self, raw: dict[str, Any], reason: str, message: str) -> None:
+        """Failed + Stalled with `message`, one Warning Event; no retry loop."""
         meta = raw["metadata"]
         previous = raw.get("status") or {}
         tracker = StatusTracker(int(meta.get("generation") or 1))
-        message = "invalid spec: " + "; ".join(problem.problems)
-        tracker.failed("InvalidSpec", message, stalled=True)
-        tracker.status.stages = []
-        status = tracker.as_dict()
-        await self.kube.patch_status(meta["namespace"], meta["name"], nulls_for_removed(previous, status))
-        metrics.record_failure("Validation", "InvalidSpec")
-        event = transition_event(previous.get("phase") if previous.get("observedGeneration") == meta.get("generation") else None, status)
-        if event is not None:
-            metrics.record_phase(meta["namespace"], "Failed")
-            await self.events.post({"namespace": meta["namespace"], "name": meta["name"], "uid": meta.get("uid")}, event)
+        rules.reject(tracker, reason, message)
+        metrics.record_failure("Validation", reason)
+        # Already reported for this generation (the handler ran again): no second Event.
+        shown = previous.get("phase") if previous.get("observedGeneration") == meta.get("generation") else None
+        ref = {"namespace": meta["namespace"], "name": meta["name"], "uid": meta.get("uid")}
+        reporter = StatusReporter(self.kube, self.events, ref, tracker.as_dict, phase=shown, previous=previous)
+        await reporter.publish(now=True)
+        await reporter.close()
 
     async def _remember_content_generation(self, raw: dict[str, Any], content_generation: int) -> None:
         meta = raw["metadata"]

@@ -1,4 +1,7 @@
-"""The operator's own Kubernetes calls: status PATCH, metadata PATCH, Events, Secrets, CRD check.
+"""The operator's own Kubernetes calls: status PATCH, metadata PATCH, Events, CRD check.
+
+Secrets are read only by name AND the credentials label (`controller.secrets`, see
+`videojob.controller.tenancy`).
 
 Kopf applies a handler's patch only when the handler returns; a run reports progress for
 minutes, so status goes straight to the `/status` subresource from here. The official client is
@@ -8,9 +11,9 @@ synchronous: every call runs in a worker thread so the event loop never blocks.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import kubernetes
@@ -21,6 +24,15 @@ from videojob.api.models import API_GROUP, API_VERSION, PLURAL
 log = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
+
+
+def plain(value: Any) -> Any:
+    """Kopf's body views (read-only mappings) as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
 
 
 class CRDMissing(RuntimeError):
@@ -87,9 +99,15 @@ class KubeClient:
 
     # ------------------------------------------------------------------------------ writes
 
-    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any] | None:
-        """Merge-patch `.status`; None when the object is gone."""
-        return await self._patch(namespace, name, {"status": status}, status_subresource=True)
+    async def patch_status(
+        self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
+    ) -> dict[str, Any] | None:
+        """Merge-patch `.status`; None when the object is gone. With `resource_version`, only if
+        the object is still at that version (else ApiException 409 Conflict)."""
+        body: dict[str, Any] = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return await self._patch(namespace, name, body, status_subresource=True)
 
     async def patch_metadata(self, namespace: str, name: str, metadata: dict[str, Any]) -> dict[str, Any] | None:
         return await self._patch(namespace, name, {"metadata": metadata}, status_subresource=False)
@@ -109,13 +127,16 @@ class KubeClient:
                 return None
             raise
 
+    async def read_videojob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The VideoJob as stored (status included); None when it is gone."""
+        try:
+            return await asyncio.to_thread(
+                self.custom.get_namespaced_custom_object, API_GROUP, API_VERSION, namespace, PLURAL, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     async def create_event(self, namespace: str, event: dict[str, Any]) -> None:
         await asyncio.to_thread(self.core.create_namespaced_event, namespace, event)
-
-    async def read_secret(self, namespace: str, name: str) -> dict[str, str]:
-        """The Secret's data, base64-decoded. Raises ApiException (404 when absent)."""
-        secret = await asyncio.to_thread(self.core.read_namespaced_secret, name, namespace)
-        data = dict(secret.data or {})
-        out = {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
-        out.update(secret.string_data or {})
-        return out

@@ -20,12 +20,12 @@ from videojob.api.models import API_GROUP
 from videojob.config import ConfigError, Settings, load_settings
 from videojob.controller import handlers
 from videojob.controller.events import COMPONENT, EventRecorder
-from videojob.controller.executor import InlineExecutor
-from videojob.controller.jobrun import RunEnvironment
+from videojob.controller.executor import RunEnvironment, make_executor
 from videojob.controller.kube import CRDMissing, KubeClient
 from videojob.controller.metrics import JobBook, MetricsServer
 from videojob.controller.slots import FairSlots
 from videojob.pipeline.sandbox import Sandbox, SandboxLimits
+from videojob.policy import TenancyPolicy
 
 log = logging.getLogger(__name__)
 
@@ -89,16 +89,6 @@ def kopf_settings(options: OperatorOptions) -> kopf.OperatorSettings:
     return settings
 
 
-def make_executor(settings: Settings, env: RunEnvironment) -> InlineExecutor:
-    if settings.executor == "job":
-        try:
-            from videojob.controller.job_executor import JobExecutor  # type: ignore[import-not-found]
-        except ImportError:
-            raise ConfigError("VIDEOJOB_EXECUTOR: 'job' is not available in this build; use 'inline'") from None
-        return JobExecutor(env)  # type: ignore[no-any-return]
-    return InlineExecutor(env)
-
-
 async def run_operator(
     options: OperatorOptions,
     settings: Settings,
@@ -118,7 +108,7 @@ async def run_operator(
     env = RunEnvironment(
         settings=settings,
         kube=kube,
-        slots=FairSlots(settings.max_concurrent_jobs),
+        slots=FairSlots(settings.max_concurrent_jobs, TenancyPolicy.from_settings(settings).max_concurrent_per_namespace),
         events=EventRecorder(kube),
         store_root=store_root,
         min_write_interval=options.status_interval,
@@ -131,8 +121,7 @@ async def run_operator(
     controller = handlers.Controller(settings, kube, executor, env.events, book)
     registry = kopf.OperatorRegistry()
     handlers.register(registry, controller)
-    if hasattr(executor, "register"):
-        executor.register(registry)  # the Job executor watches its Jobs and their pods
+    executor.register(registry)  # the Job executor watches its Jobs and their pods
 
     metrics_server = MetricsServer(book, options.metrics_port, options.host, options.info_metric) if options.metrics_port is not None else None
     if metrics_server is not None:
@@ -182,11 +171,6 @@ def operator_command(args: Any) -> int:
         return 2
     except Exception as exc:
         print(f"videojob operator: cannot reach the API server at {kube.api_client.configuration.host}: {exc}", file=sys.stderr)
-        return 2
-    try:
-        make_executor(settings, RunEnvironment(settings, kube, FairSlots(1), EventRecorder(kube), Path(settings.workdir)))
-    except ConfigError as exc:
-        print(f"videojob operator: bad configuration: {exc}", file=sys.stderr)
         return 2
     try:
         asyncio.run(run_operator(options, settings, kube=kube))

@@ -5,6 +5,15 @@ The writer does not hold a copy of the status: it asks `source()` for the curren
 actually writes, so ten progress events inside one second cost one PATCH. Every write sends the
 whole status, and null for any field the previous write (or the object) had and this one has not:
 a JSON merge patch would otherwise keep, say, last generation's `completionTime`.
+
+Ownership: two processes write one status in Job mode (the worker, and the operator for what
+the worker cannot report), and a merge patch alone lets the last writer win, so a stopping
+worker's `Running` could land after the operator's `Suspended`. Every write therefore carries
+the resourceVersion the writer last saw (`metadata.resourceVersion` in the patch: the API server
+answers 409 Conflict if the object changed since). On a conflict the writer reads the object
+and asks its `on_conflict(current_status, last_written)` what to do: True, write again on top
+of it (the source may have rebuilt its status from `current_status` meanwhile); False, the status
+belongs to someone else now: stop writing (`yielded`). Without `on_conflict` it writes again.
 """
 
 from __future__ import annotations
@@ -20,8 +29,20 @@ COALESCE = 0.05  # an "important" write waits this long, so a stage end and the 
 RETRY_AFTER = 2.0  # after a failed PATCH
 
 
+MAX_CONFLICTS = 5  # conflicts in a row before the write is retried later like any failure
+Conflict = Callable[[dict[str, Any], dict[str, Any]], bool]
+
+
 class StatusSink(Protocol):
-    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any] | None: ...
+    async def patch_status(
+        self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
+    ) -> dict[str, Any] | None: ...
+
+    async def read_videojob(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+
+def is_conflict(exc: BaseException) -> bool:
+    return getattr(exc, "status", None) == 409
 
 
 def nulls_for_removed(old: Any, new: Any) -> Any:
@@ -43,9 +64,13 @@ class StatusWriter:
         source: Callable[[], dict[str, Any] | None],
         *,
         previous: dict[str, Any] | None = None,
+        resource_version: str | None = None,
+        on_conflict: Conflict | None = None,
         min_interval: float = MIN_INTERVAL,
         coalesce: float = COALESCE,
     ):
+        """`previous`/`resource_version`: the object as the writer's owner last read it (None:
+        the first write is unconditional)."""
         self.sink = sink
         self.namespace = namespace
         self.name = name
@@ -54,6 +79,10 @@ class StatusWriter:
         self.coalesce = coalesce
         self.patches = 0  # PATCH requests sent (for the benchmark and tests)
         self.gone = False  # the object was deleted: stop writing
+        self.yielded = False  # someone else owns the status now: stop writing
+        self.conflicts = 0  # 409s met (for tests and the benchmark)
+        self.on_conflict = on_conflict
+        self._rv = resource_version
         self._written: dict[str, Any] = dict(previous or {})
         self._last_write = float("-inf")
         self._due: float | None = None
@@ -63,9 +92,13 @@ class StatusWriter:
 
     # ------------------------------------------------------------------------------ public
 
+    @property
+    def stopped(self) -> bool:
+        return self.gone or self.yielded
+
     def update(self, *, important: bool = False) -> None:
         """The status changed; write it soon (important) or within the throttle interval."""
-        if self.gone:
+        if self.stopped:
             return
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -80,6 +113,13 @@ class StatusWriter:
         """Write the current status now (phase changes, the end of a run)."""
         self._due = None
         await self._write()
+
+    def rebase(self, status: dict[str, Any], resource_version: str | None = None) -> None:
+        """The object's status as just read: the next write clears relative to it (and, given its
+        resourceVersion, is refused if the object changed since)."""
+        self._written = dict(status)
+        if resource_version is not None:
+            self._rv = resource_version
 
     async def close(self, *, flush: bool = True) -> None:
         if self._task is not None:
@@ -96,7 +136,7 @@ class StatusWriter:
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
-        while not self.gone:
+        while not self.stopped:
             if self._due is None:
                 self._wake.clear()
                 await self._wake.wait()
@@ -113,27 +153,62 @@ class StatusWriter:
             await self._write()
 
     async def _write(self) -> None:
-        if self.gone:
-            return
         async with self._lock:
-            status = self.source()
-            if status is None:  # the source has nothing to say any more (a cancelled run)
+            for _ in range(MAX_CONFLICTS):
+                if self.stopped:
+                    return
+                status = self.source()
+                if status is None:  # the source has nothing to say any more (a cancelled run)
+                    return
+                try:
+                    result = await self._patch(status)
+                except Exception as exc:
+                    if not is_conflict(exc):
+                        self._retry_later(exc)
+                        return
+                    try:
+                        if await self._resolve_conflict():
+                            continue
+                    except Exception as read_failed:
+                        self._retry_later(read_failed)
+                    return
+                if result is None:
+                    self.gone = True
+                    return
+                self._written = status
+                self._rv = ((result.get("metadata") or {}).get("resourceVersion")) or None
                 return
-            body = nulls_for_removed(self._written, status)
-            loop = asyncio.get_running_loop()
-            self._last_write = loop.time()
-            self.patches += 1
-            try:
-                result = await self.sink.patch_status(self.namespace, self.name, body)
-            except Exception as exc:  # the API server is down or refused: keep the run going
-                log.warning("status write for %s/%s failed: %s", self.namespace, self.name, exc)
-                retry = loop.time() + RETRY_AFTER
-                self._due = retry if self._due is None else min(self._due, retry)
-                self._wake.set()
-                if self._task is None:
-                    self._task = asyncio.create_task(self._loop())
-                return
-            if result is None:
-                self.gone = True
-                return
-            self._written = status
+            self._retry_later(RuntimeError(f"{MAX_CONFLICTS} conflicting writes in a row"))
+
+    async def _patch(self, status: dict[str, Any]) -> dict[str, Any] | None:
+        body = nulls_for_removed(self._written, status)
+        self._last_write = asyncio.get_running_loop().time()
+        self.patches += 1
+        if self._rv is None:  # sinks without preconditions (tests' fakes) take three arguments
+            return await self.sink.patch_status(self.namespace, self.name, body)
+        return await self.sink.patch_status(self.namespace, self.name, body, self._rv)
+
+    async def _resolve_conflict(self) -> bool:
+        """The object changed since we last saw it: True to write again on top of it."""
+        self.conflicts += 1
+        current = await self.sink.read_videojob(self.namespace, self.name)
+        if current is None:
+            self.gone = True
+            return False
+        status = current.get("status") or {}
+        keep = self.on_conflict(status, self._written) if self.on_conflict is not None else True
+        self.rebase(status, (current.get("metadata") or {}).get("resourceVersion"))
+        if not keep:
+            log.info("status of %s/%s is written by someone else now; this writer stops", self.namespace, self.name)
+            self.yielded = True
+        return keep
+
+    def _retry_later(self, exc: BaseException) -> None:
+        """The API server is down or refused: keep the run going, write again in a while."""
+        log.warning("status write for %s/%s failed: %s", self.namespace, self.name, exc)
+        loop = asyncio.get_running_loop()
+        retry = loop.time() + RETRY_AFTER
+        self._due = retry if self._due is None else min(self._due, retry)
+        self._wake.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop())

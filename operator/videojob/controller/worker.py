@@ -2,11 +2,13 @@
 
 The worker reads its VideoJob, checks that the generation it was started for is still the one
 to produce, runs the same pipeline as the inline executor (`run_videojob`) and reports into
-the VideoJob's status with the operator's throttled `StatusWriter`, plus an Event at every
-phase change. It does not retry: the operator makes each retry a new Job.
+the VideoJob's status through the operator's `StatusReporter` (throttled writes, an Event at
+every phase change). It does not retry: the operator makes each retry a new Job. LLM keys come
+from the one credential reader (`credentials.py`), which registers them for log redaction.
 
-It needs only: get videojobs, patch videojobs/status, create events, and get the Secret named
-in spec.llm.credentialsSecretRef (the chart's worker Role).
+It needs only: get videojobs, patch videojobs/status, create events, and list (by name and the
+label videogen.io/credentials=true) the Secret named in spec.llm.credentialsSecretRef (the
+chart's worker Role).
 
 Exit codes: 0 succeeded; 1 failed (status says why, Stalled=True when a retry cannot help);
 2 nothing to do: the VideoJob is gone, its generation moved on, or the configuration is bad;
@@ -25,9 +27,10 @@ from typing import Any
 from videojob.api.manifest import InvalidVideoJob, parse_videojob
 from videojob.api.models import VideoJobStatus
 from videojob.config import ConfigError, Settings, load_settings
-from videojob.controller import decisions
-from videojob.controller.events import EventRecorder, transition_event
-from videojob.controller.status_writer import StatusWriter
+from videojob.controller import decisions, reporter as rules
+from videojob.controller.credentials import CredentialsUnavailable, read_credentials
+from videojob.controller.events import EventRecorder
+from videojob.controller.reporter import StatusReporter
 from videojob.pipeline.status import StatusTracker
 
 log = logging.getLogger(__name__)
@@ -94,88 +97,77 @@ async def run_worker(
     min_write_interval: float = 1.0,
 ) -> int:
     """The worker's core: returns the exit code. `kube` is a `KubeClient` (or alike)."""
-    from videojob.controller.job_executor import JobsClient
-
-    jobs = JobsClient(kube.api_client)
     try:
-        raw = await _videojob_to_run(jobs, namespace, name, generation)
+        raw = await _videojob_to_run(kube, namespace, name, generation)
     except NothingToDo as exc:
         _error(str(exc))
         return EXIT_NOTHING_TO_DO
     meta = raw["metadata"]
-    document = {key: raw[key] for key in ("apiVersion", "kind", "metadata", "spec") if key in raw}
     previous_raw = raw.get("status") or {}
     previous = VideoJobStatus.from_object(previous_raw)
     tracker = StatusTracker(int(meta.get("generation") or generation), attempt=attempt, previous=previous)
     if previous is not None and previous.start_time and previous.observed_generation == tracker.generation:
-        tracker.status.start_time = previous.start_time  # the run started with attempt 1
-    writer = StatusWriter(kube, namespace, name, tracker.as_dict, previous=previous_raw, min_interval=min_write_interval)
-    events = EventRecorder(kube)
+        rules.restart_deadline_clock(tracker, previous.start_time)  # the run started with attempt 1
     ref = {"namespace": namespace, "name": name, "uid": meta.get("uid")}
-    phase = [previous_raw.get("phase")]
-
-    async def publish() -> None:
-        status = tracker.as_dict()
-        event = transition_event(phase[0], status)
-        if event is None:
-            writer.update(important=True)
-            return
-        phase[0] = status["phase"]
-        await writer.flush()
-        await events.post(ref, event)
-
+    # Ownership: once anyone else (the operator: suspend, a new generation, a lost pod) writes the
+    # status, this worker writes no more, so its late writes never undo the operator's.
+    reporter = StatusReporter(kube, EventRecorder(kube), ref, tracker.as_dict, phase=previous_raw.get("phase"),
+                              previous=previous_raw, resource_version=meta.get("resourceVersion"),
+                              on_conflict=rules.same_writer, min_interval=min_write_interval)
     try:
-        try:
-            job = parse_videojob(document)
-        except InvalidVideoJob as exc:  # the operator validates first; an old image may disagree
-            tracker.failed("InvalidSpec", "invalid spec: " + "; ".join(exc.problems), stalled=True)
-            await publish()
-            return EXIT_FAILED
-        job.metadata.generation = generation  # the version belongs to the content generation
-        tracker.started()
-        tracker.status.message = f"running in Job pod (attempt {attempt})"
-        await publish()
-        try:
-            credentials = await _credentials(kube, namespace, job)
-        except _CredentialsUnavailable as exc:
-            tracker.failed("CredentialsUnavailable", str(exc), stalled=False)
-            await publish()
-            return EXIT_FAILED
-
-        from videojob.run import run_videojob
-
-        store = Path(store_root or settings.workdir)
-        sandbox = _pod_sandbox(store)
-        try:
-            result = await run_videojob(
-                job,
-                settings=settings,
-                store_root=store,
-                tracker=tracker,
-                callbacks=[lambda event: writer.update(important=event.kind in ("stage_started", "stage_failed"))],
-                credentials=credentials,
-                sandbox=sandbox,
-            )
-        finally:
-            if sandbox is not None:
-                sandbox.close()
-        if not result.succeeded and job.spec.human_loop and result.error is not None and result.error.permanent:
-            tracker.status.completion_time = None
-            tracker.awaiting_input(
-                result.error.reason, decisions.human_loop_message(result.error.reason, result.error.message)
-            )
-        await publish()
-        await writer.close(flush=True)
-        return EXIT_OK if result.succeeded else EXIT_FAILED
-    except asyncio.CancelledError:
-        await writer.close(flush=False)
-        raise
+        return await _run(raw, generation, attempt, tracker, reporter, settings=settings, kube=kube, store_root=store_root)
     finally:
-        await writer.close(flush=False)
+        await reporter.close(flush=False)
 
 
-async def _videojob_to_run(jobs: Any, namespace: str, name: str, generation: int) -> dict[str, Any]:
-    raw = await jobs.read_videojob(namespace, name)
+async def _run(
+    raw: dict[str, Any], generation: int, attempt: int, tracker: StatusTracker, reporter: StatusReporter,
+    *, settings: Settings, kube: Any, store_root: Path | None,
+) -> int:
+    document = {key: raw[key] for key in ("apiVersion", "kind", "metadata", "spec") if key in raw}
+    try:
+        job = parse_videojob(document)
+    except InvalidVideoJob as exc:  # the operator validates first; an old image may disagree
+        tracker.failed("InvalidSpec", "invalid spec: " + "; ".join(exc.problems), stalled=True)
+        await reporter.publish()
+        return EXIT_FAILED
+    job.metadata.generation = generation  # the version belongs to the content generation
+    rules.started_with(tracker, f"running in Job pod (attempt {attempt})")
+    await reporter.publish()
+    try:
+        credentials = await read_credentials(kube, raw["metadata"]["namespace"], job, default_model=settings.llm_model)
+    except CredentialsUnavailable as exc:
+        tracker.failed(exc.reason, exc.message, stalled=False)
+        await reporter.publish()
+        return EXIT_FAILED
+
+    from videojob.run import run_videojob
+
+    store = Path(store_root or settings.workdir)
+    sandbox = _pod_sandbox(store)
+    try:
+        result = await run_videojob(
+            job,
+            settings=settings,
+            store_root=store,
+            tracker=tracker,
+            callbacks=[lambda event: reporter.progress(important=event.kind in ("stage_started", "stage_failed"))],
+            credentials=credentials,
+            tenant=True,  # a model at spec.llm.baseUrl gets only the Secret's keys
+            sandbox=sandbox,
+        )
+    finally:
+        if sandbox is not None:
+            sandbox.close()
+    if not result.succeeded and job.spec.human_loop and result.error is not None and result.error.permanent:
+        rules.wait_for_input(tracker, result.error.reason, decisions.human_loop_message(result.error.reason, result.error.message))
+    await reporter.publish()
+    await reporter.close(flush=True)
+    return EXIT_OK if result.succeeded else EXIT_FAILED
+
+
+async def _videojob_to_run(kube: Any, namespace: str, name: str, generation: int) -> dict[str, Any]:
+    raw = await kube.read_videojob(namespace, name)
     if raw is None:
         raise NothingToDo(f"VideoJob {namespace}/{name} not found (deleted?); nothing to do")
     if raw.get("metadata", {}).get("deletionTimestamp"):
@@ -197,21 +189,3 @@ def _pod_sandbox(store: Path) -> Any:
 
     runner = pod_runner_from_environment()
     return None if runner is None else Sandbox(store / ".work", runner=runner)
-
-
-class _CredentialsUnavailable(Exception):
-    pass
-
-
-async def _credentials(kube: Any, namespace: str, job: Any) -> dict[str, str] | None:
-    llm = job.spec.llm
-    if llm is None or llm.credentials_secret_ref is None:
-        return None
-    name = llm.credentials_secret_ref.name
-    try:
-        return await kube.read_secret(namespace, name)
-    except Exception as exc:  # absent or forbidden: may be fixed without a spec change
-        raise _CredentialsUnavailable(
-            f"cannot read Secret {name!r} from spec.llm.credentialsSecretRef (HTTP {getattr(exc, 'status', None) or 'error'})"
-        ) from None
-

@@ -63,7 +63,7 @@ async def plan_from_prompt(ctx: PipelineContext, usage: dict[str, int]) -> Plan:
         "topic": spec.topic,
         "description": spec.description or "",
         "prompt": spec.prompt,
-        "max_scenes": min(8, MAX_SCENES),
+        "max_scenes": min(8, MAX_SCENES, ctx.budget.caps.max_scenes or MAX_SCENES),
     }
     model = client.runnable(usage=usage, stage="Planning")
     text = llm_mod.text_of(await (PLAN_PROMPT | model).ainvoke(values))
@@ -154,8 +154,14 @@ async def plan_scenes(ctx: PipelineContext, state: VideoGenerationState) -> Stat
         update = await _plan_prompt(ctx, usage)
     else:
         raise InvalidContent("spec: needs one content source: spec.code, spec.storyboard or spec.prompt", stage="Planning")
+    ctx.budget.check_scenes(len(update["scenes"]), _SCENES_FIELD.get(spec.source if spec.editing is None else "editing", "spec"))
     update["usage"] = dict(usage)
     count = len(update["scenes"])
     ctx.progress.set_scene_count(count)  # now the run knows how many steps it has
     await ctx.progress.step(f"planned {count} scene(s)")
     return update
+
+
+# The field whose scenes count against VIDEOJOB_MAX_SCENES_PER_JOB, by content source.
+_SCENES_FIELD = {"code": "spec.code", "storyboard": "spec.storyboard.scenes", "prompt": "spec.prompt",
+                 "editing": "spec.editing"}

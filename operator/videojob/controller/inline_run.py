@@ -1,11 +1,11 @@
 """One VideoJob generation from queue to result, inside the operator (the inline executor).
 
-A `JobRun` owns an asyncio task that waits for a slot (phase Pending, stage Queued), runs
+An `InlineRun` owns an asyncio task that waits for a slot (phase Pending, stage Queued), runs
 `run_videojob`, retries transient errors with backoff, enforces `activeDeadlineSeconds`, pauses
 at stage boundaries while `spec.suspend` is true (giving its slot back), and reports through a
-throttled `StatusWriter` plus an Event at every phase change. Cancelling the task (spec edit,
-deletion, operator shutdown) stops the pipeline and kills its render children; a cancelled run
-writes nothing more, so a restarted operator finds the status as the run left it.
+`StatusReporter` (throttled writes, an Event at every phase change). Cancelling the task (spec
+edit, deletion, operator shutdown) stops the pipeline and kills its render children; a cancelled
+run writes nothing more, so a restarted operator finds the status as the run left it.
 """
 
 from __future__ import annotations
@@ -13,19 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from videojob import metrics
-from videojob.logs import job_context, redact
 from videojob.api import conditions as C
-from videojob.api.models import VideoJob, VideoJobStatus
-from videojob.config import Settings
-from videojob.controller import decisions
-from videojob.controller.events import EventRecorder, transition_event
-from videojob.controller.slots import FairSlots
-from videojob.controller.status_writer import StatusWriter
+from videojob.api.models import VideoJobStatus
+from videojob.controller import decisions, reporter as rules
+from videojob.controller.credentials import read_credentials
+from videojob.controller.executor import RunEnvironment, RunHandle, RunRequest
+from videojob.controller.reporter import StatusReporter
+from videojob.logs import job_context
 from videojob.pipeline.errors import PipelineError, TransientError
 from videojob.pipeline.progress import ProgressEvent
 from videojob.pipeline.status import StatusTracker
@@ -36,66 +33,19 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 30.0  # status.lastHeartbeatTime moves at least this often while Running
 
 
-@dataclass
-class RunRequest:
-    """What the handlers hand to the executor: one content generation of one VideoJob."""
-
-    namespace: str
-    name: str
-    uid: str
-    generation: int  # metadata.generation now (observedGeneration)
-    content_generation: int  # the generation whose spec is produced (its version)
-    job: VideoJob
-    queue_key: tuple[str, int, int]  # (creationTimestamp, first resourceVersion seen, arrival)
-    previous_status: dict[str, Any] = field(default_factory=dict)
-    restarting: bool = False  # the status already describes this run (operator restart)
-
-
-@dataclass
-class RunEnvironment:
-    settings: Settings
-    kube: Any  # KubeClient-like: patch_status, create_event, read_secret
-    slots: FairSlots
-    events: EventRecorder
-    store_root: Path
-    min_write_interval: float = 1.0
-    # One render zygote for every run of this operator: Manim is imported once, not per run.
-    sandbox: Any = None
-
-
-class RunHandle:
-    """What an executor keeps for a VideoJob: the task running one content generation."""
-
-    request: RunRequest
-    task: asyncio.Task | None = None
-
-    @property
-    def content_generation(self) -> int:
-        return self.request.content_generation
-
-    @property
-    def done(self) -> bool:
-        return self.task is not None and self.task.done()
-
-
-class JobRun(RunHandle):
+class InlineRun(RunHandle):
     def __init__(self, request: RunRequest, env: RunEnvironment):
         self.request = request
         self.env = env
         self.job = request.job
-        self.ref = {"namespace": request.namespace, "name": request.name, "uid": request.uid}
         previous = VideoJobStatus.from_object(request.previous_status)
         self.tracker = StatusTracker(request.generation, attempt=1, previous=previous)
-        self._phase: str | None = None
+        shown: str | None = None  # the phase the object shows for this run
         if request.restarting and previous is not None:
-            # Same run, new operator: keep what the run already established.
-            self.tracker.status.start_time = previous.start_time
-            self.tracker.status.attempt = previous.attempt or 1
-            self.tracker.status.phase = previous.phase
-            self.tracker.status.message = previous.message
-            self._phase = previous.phase
-        self.writer = StatusWriter(
-            env.kube, request.namespace, request.name, self._snapshot,
+            rules.restarted(self.tracker, previous)
+            shown = previous.phase
+        self.reporter = StatusReporter(
+            env.kube, env.events, request.ref, self._snapshot, phase=shown,
             previous=request.previous_status, min_interval=env.min_write_interval,
         )
         self._resume = asyncio.Event()  # set while not suspended
@@ -120,22 +70,16 @@ class JobRun(RunHandle):
 
     def observe(self, generation: int, suspend: bool) -> None:
         """A spec change that does not change the content: a new generation, maybe (un)suspend."""
-        self.tracker.generation = generation
-        self.tracker.status.observed_generation = generation
+        rules.observe_generation(self.tracker, generation)
         self._set_suspended(suspend)
         self._changed.set()
-        self.writer.update(important=True)
+        self.reporter.progress(important=True)
 
     async def cancel(self) -> None:
         """Stop the run (its render children die with it); nothing more is written."""
         self._cancelled = True  # from here on nothing is written, whatever the pipeline returns
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
-            try:
-                await self.task
-            except asyncio.CancelledError:
-                pass
-        await self.writer.close(flush=False)
+        await self._stop_task()
+        await self.reporter.close(flush=False)
 
     def _set_suspended(self, suspended: bool) -> None:
         if suspended:
@@ -158,7 +102,7 @@ class JobRun(RunHandle):
             await self._publish()
         finally:
             self._release_slot()
-        await self.writer.close(flush=True)
+        await self.reporter.close(flush=True)
 
     async def _supervise(self) -> None:
         """Run the attempts; fail with DeadlineExceeded when activeDeadlineSeconds runs out."""
@@ -179,7 +123,7 @@ class JobRun(RunHandle):
                 if self.tracker.status.phase == "Running" and not changed.done():
                     # A long render sends no progress: show the run is alive (throttled write).
                     self.tracker.heartbeat()
-                    self.writer.update()
+                    self.reporter.progress()
                 remaining = self._deadline_remaining()
                 if remaining is not None and remaining <= 0:
                     self._keep_slot = True  # released after the Failed status is written
@@ -234,7 +178,9 @@ class JobRun(RunHandle):
         self._changed.set()
         await self._publish()
         try:
-            credentials = await self._credentials()
+            credentials = await read_credentials(
+                self.env.kube, self.request.namespace, self.job, default_model=self.env.settings.llm_model
+            )
         except TransientError as exc:
             self.tracker.failed(exc.reason, exc.message, stalled=False)
             return exc
@@ -247,6 +193,7 @@ class JobRun(RunHandle):
             before_stage=self._gate,
             credentials=credentials,
             sandbox=self.env.sandbox,
+            tenant=True,
         )
         if result.succeeded:
             return None
@@ -265,16 +212,14 @@ class JobRun(RunHandle):
         if not error.permanent and retries < limit:
             delay = decisions.backoff_seconds(spec.retry_strategy.backoff, retries + 1)
             metrics.record_retry(stage, error.reason)
-            self.tracker.status.completion_time = None
-            self.tracker.retrying(
-                error.reason, f"{error.message}; retry {retries + 1}/{limit} in {delay:g}s", attempt=retries + 2
+            rules.retry_later(
+                self.tracker, error.reason, f"{error.message}; retry {retries + 1}/{limit} in {delay:g}s", attempt=retries + 2
             )
             await self._publish()
             return delay
         metrics.record_failure(stage, error.reason)
         if spec.human_loop:
-            self.tracker.status.completion_time = None
-            self.tracker.awaiting_input(error.reason, decisions.human_loop_message(error.reason, error.message))
+            rules.wait_for_input(self.tracker, error.reason, decisions.human_loop_message(error.reason, error.message))
         metrics.record_job_done(self.request.namespace, "failure", elapsed)
         await self._publish()
         return None
@@ -283,11 +228,7 @@ class JobRun(RunHandle):
         seconds = self.job.spec.active_deadline_seconds
         message = f"spec.activeDeadlineSeconds ({seconds}s) exceeded; the run was stopped"
         stage = self.tracker.status.current_stage or "Unknown"
-        for entry in self.tracker.status.stages:
-            if entry.phase == "Running":
-                entry.phase = "Failed"
-                entry.finished_at = C.now_rfc3339()
-                entry.message = "stopped: deadline exceeded"
+        rules.stop_running_stages(self.tracker, "stopped: deadline exceeded")
         self.tracker.failed(C.DEADLINE_EXCEEDED, message, stalled=True)
         metrics.record_failure(stage, C.DEADLINE_EXCEEDED)
         metrics.record_job_done(self.request.namespace, "failure", time.monotonic() - (self._started or self._submitted))
@@ -305,8 +246,8 @@ class JobRun(RunHandle):
                     self.tracker.suspended()
                     await self._publish()
                 await self._resume.wait()
-                self.tracker.status.start_time = None  # the deadline clock restarts on resume
-            place = self.env.slots.enqueue(self.request.queue_key)  # in line before any await
+                rules.restart_deadline_clock(self.tracker, None)
+            place = self.env.slots.enqueue(self.request.queue_key, self.request.namespace)  # in line before any await
             if place.done():
                 break
             try:
@@ -319,11 +260,11 @@ class JobRun(RunHandle):
                 finally:
                     paused.cancel()
             except BaseException:
-                self.env.slots.withdraw(place)
+                self.env.slots.withdraw(place, self.request.namespace)
                 raise
             if place.done() and not place.cancelled():
                 break
-            self.env.slots.withdraw(place)  # suspended while waiting: leave the line
+            self.env.slots.withdraw(place, self.request.namespace)  # suspended while waiting: leave the line
         self._holding_slot = True
         if self._started is None:
             metrics.record_queue_wait(time.monotonic() - self._submitted)
@@ -331,7 +272,7 @@ class JobRun(RunHandle):
     def _release_slot(self) -> None:
         if self._holding_slot:
             self._holding_slot = False
-            self.env.slots.release()
+            self.env.slots.release(self.request.namespace)
 
     async def _gate(self, stage: str) -> None:
         """Called before each stage: pause here while spec.suspend is true."""
@@ -342,15 +283,14 @@ class JobRun(RunHandle):
         await self._publish()
         self._changed.set()
         await self._resume.wait()
-        self.tracker.status.start_time = C.now_rfc3339()  # deadline clock restarts, as for Jobs
+        rules.restart_deadline_clock(self.tracker, C.now_rfc3339())
         self._clock_start = time.monotonic()
-        if not self.env.slots.try_acquire():
+        if not self.env.slots.try_acquire(self.request.namespace):
             self.tracker.queued("resumed; waiting for a free slot")
             await self._publish()
-            await self.env.slots.acquire(self.request.queue_key)
+            await self.env.slots.acquire(self.request.queue_key, self.request.namespace)
         self._holding_slot = True
-        self.tracker.resumed()
-        self.tracker.status.current_stage = stage
+        rules.resume_at(self.tracker, stage)
         self._changed.set()
         await self._publish()
 
@@ -362,7 +302,7 @@ class JobRun(RunHandle):
     def _on_progress(self, event: ProgressEvent) -> None:
         if self._cancelled:
             return
-        self.writer.update(important=event.kind in ("stage_started", "stage_failed"))
+        self.reporter.progress(important=event.kind in ("stage_started", "stage_failed"))
 
     async def _publish(self) -> None:
         """Write now if the phase changed (with an Event), else soon."""
@@ -370,27 +310,4 @@ class JobRun(RunHandle):
             # Cancelled (spec edit, deletion, shutdown) while a step was ending: a render child
             # killed under it may look like a failure, which must not become the job's status.
             raise asyncio.CancelledError()
-        status = self.tracker.as_dict()
-        event = transition_event(self._phase, status)
-        if event is None:
-            self.writer.update(important=True)
-            return
-        self._phase = status["phase"]
-        metrics.record_phase(self.request.namespace, status["phase"])
-        await self.writer.flush()
-        await self.env.events.post(self.ref, event)
-
-    async def _credentials(self) -> dict[str, str] | None:
-        llm = self.job.spec.llm
-        if llm is None or llm.credentials_secret_ref is None:
-            return None
-        name = llm.credentials_secret_ref.name
-        try:
-            return {k: redact(v) for k, v in (await self.env.kube.read_secret(self.request.namespace, name)).items()}
-        except Exception as exc:  # absent or forbidden: may be fixed without a spec change
-            status = getattr(exc, "status", None)
-            raise TransientError(
-                f"cannot read Secret {name!r} from spec.llm.credentialsSecretRef (HTTP {status or 'error'})",
-                reason="CredentialsUnavailable",
-            ) from None
-
+        await self.reporter.publish()

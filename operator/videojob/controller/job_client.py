@@ -1,0 +1,105 @@
+"""The Job executor's Kubernetes calls: its Jobs and their pods (VideoJobs: `kube.KubeClient`).
+
+The official client is synchronous: every call runs in a worker thread so the event loop never
+blocks. Every method returns plain dicts, and None (or False) when the object is gone: a 404 is an
+answer here, not an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import kubernetes
+from kubernetes.client.rest import ApiException
+
+from videojob.api.models import API_GROUP, KIND
+from videojob.controller.kube import MERGE_PATCH
+
+# Pods carry their Job's name in these labels (the second since Kubernetes 1.27).
+JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+
+
+class JobsClient:
+    """Jobs and their pods, through one `kubernetes.client.ApiClient`."""
+
+    def __init__(self, api_client: kubernetes.client.ApiClient):
+        self.api_client = api_client
+        self.batch = kubernetes.client.BatchV1Api(api_client)
+        self.core = kubernetes.client.CoreV1Api(api_client)
+
+    def _dict(self, obj: Any) -> dict[str, Any]:
+        return obj if isinstance(obj, dict) else self.api_client.sanitize_for_serialization(obj)
+
+    async def create_job(self, namespace: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """(job, created): an existing Job of the same name is returned as it is (idempotent
+        after an operator restart)."""
+        try:
+            job = await asyncio.to_thread(self.batch.create_namespaced_job, namespace, body)
+            return self._dict(job), True
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        existing = await self.read_job(namespace, body["metadata"]["name"])
+        if existing is None:  # deleted in between: try once more
+            job = await asyncio.to_thread(self.batch.create_namespaced_job, namespace, body)
+            return self._dict(job), True
+        return existing, False
+
+    async def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._dict(await asyncio.to_thread(self.batch.read_namespaced_job, name, namespace))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def set_suspend(self, namespace: str, name: str, suspend: bool) -> None:
+        try:
+            await asyncio.to_thread(
+                self.batch.patch_namespaced_job, name, namespace, {"spec": {"suspend": suspend}},
+                _content_type=MERGE_PATCH,
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    async def delete_job(self, namespace: str, name: str) -> bool:
+        """Delete a Job and (in the background) its pods. False if it was already gone."""
+        try:
+            await asyncio.to_thread(
+                self.batch.delete_namespaced_job, name, namespace, propagation_policy="Background"
+            )
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    async def job_pods(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        selector = f"{JOB_NAME_LABELS[0]}={name}"
+        found = await asyncio.to_thread(self.core.list_namespaced_pod, namespace, label_selector=selector)
+        pods = self._dict(found).get("items") or []
+        # Filter here too: the selector is the server's job, but not every server honours it.
+        return [p for p in pods if pod_job_name(p) == name]
+
+
+def api_message(exc: ApiException) -> str:
+    """The `message` of a Kubernetes Status body, else the HTTP reason."""
+    try:
+        return json.loads(exc.body or "{}").get("message") or str(exc.reason)
+    except (ValueError, AttributeError):
+        return str(exc.reason)
+
+
+def pod_job_name(pod: dict[str, Any]) -> str | None:
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return next((labels[key] for key in JOB_NAME_LABELS if labels.get(key)), None)
+
+
+def owner_uid(obj: dict[str, Any]) -> str | None:
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == KIND and ref.get("apiVersion", "").startswith(API_GROUP + "/"):
+            return ref.get("uid")
+    return None

@@ -1,0 +1,265 @@
+"""Supervision of one VideoJob generation in Job mode: one batch/v1 Job per attempt.
+
+A `KubeJobRun` creates the attempt's Job (`jobspec.build_job`, named `{name}-g{generation}-a{attempt}`,
+`backoffLimit: 0`), follows it from the watch feed (`job_changed`, `pod_changed`; a slow poll as a
+safety net), maps `spec.suspend` onto `Job.spec.suspend`, and decides on each failed attempt
+(`jobspec.attempt_verdict`): retry as a new Job after spec.retryStrategy's backoff, or stop. What
+it writes into the VideoJob's status goes through `job_mirror.JobStatusMirror`.
+
+API errors never fail a VideoJob: supervision goes on after a backoff, where it stopped (Job names
+are deterministic, so every step is idempotent). Only a refusal of the Job itself (400/422) and
+repeated internal errors do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from kubernetes.client.rest import ApiException
+
+from videojob import metrics
+from videojob.api import conditions as C
+from videojob.controller import decisions
+from videojob.controller.executor import RunEnvironment, RunHandle, RunRequest
+from videojob.controller.job_client import JobsClient, api_message
+from videojob.controller.job_mirror import JobStatusMirror
+from videojob.controller.jobspec import QUEUE_LABEL, attempt_verdict, build_job, job_name, job_outcome
+
+if TYPE_CHECKING:
+    from videojob.controller.job_executor import JobExecutor
+
+log = logging.getLogger(__name__)
+
+# Safety net under the watch: a Job not heard of for this long is read once.
+POLL_INTERVAL = 60.0
+# After a failed API call (server down, throttled), supervision goes on after this backoff.
+API_RETRY_MIN, API_RETRY_MAX = 2.0, 60.0
+# Unexpected errors (bugs) get this many tries before the VideoJob is failed with InternalError.
+MAX_INTERNAL_ERRORS = 3
+# Failures a Job's pod states itself; anything else is read from the pods once more.
+POD_REASONS = ("OOMKilled", "Evicted", "ImagePullError")
+SUSPENDED_MESSAGE = "spec.suspend is true; the Job is suspended"
+
+
+class KubeJobRun(RunHandle):
+    """One content generation of one VideoJob, executed as Jobs (one per attempt)."""
+
+    def __init__(self, request: RunRequest, env: RunEnvironment, executor: "JobExecutor"):
+        self.request = request
+        self.env = env
+        self.executor = executor
+        self.jobs: JobsClient = executor.jobs
+        self.generation = request.generation
+        self.suspended = request.job.spec.suspend
+        self.attempt = 1
+        self.job_name: str | None = None
+        self.finished = False  # the current Job reached an outcome; nothing left to stop
+        self._job: dict[str, Any] | None = None
+        self._job_gone = False
+        # The Job.spec.suspend the operator last asked for (None: no Job yet). Compared with
+        # spec.suspend, not with the Job: Kueue's webhook creates queued Jobs suspended and
+        # unsuspends them on admission, and the operator must not undo either.
+        self._applied_suspend: bool | None = None
+        self._pods: dict[str, dict[str, Any]] = {}
+        self._wake = asyncio.Event()
+        self.mirror = JobStatusMirror(
+            env.kube, env.events, request.ref, lambda: (self.generation, self.attempt),
+            previous=request.previous_status, min_interval=env.min_write_interval,
+        )
+        # A restarted operator goes on with the attempt the status names (its Job may exist).
+        restarting = request.restarting and bool(self.mirror.status.get("attempt"))
+        if restarting:
+            self.attempt = int(self.mirror.status["attempt"])
+        self._needs_queued_write = not restarting
+        self._submitted = time.monotonic()
+        self.task: asyncio.Task | None = None
+
+    # ------------------------------------------------------------------------------ control
+
+    def start(self) -> asyncio.Task:
+        self.task = asyncio.create_task(self._main(), name=f"videojob-jobs:{self.request.namespace}/{self.request.name}")
+        return self.task
+
+    def observe(self, generation: int, suspend: bool) -> None:
+        self.generation = generation
+        self.suspended = suspend
+        self._wake.set()
+
+    async def cancel(self, *, delete_job: bool = True) -> None:
+        """Stop supervising; with `delete_job`, delete the attempt's Job (and so its pod)."""
+        await self._stop_task()
+        if delete_job and self.job_name and not self.finished:
+            await self.jobs.delete_job(self.request.namespace, self.job_name)
+
+    # --------------------------------------------------------------------------- watch feed
+
+    def job_changed(self, event_type: str | None, body: dict[str, Any]) -> None:
+        if event_type == "DELETED":
+            self._job_gone = True
+        else:
+            self._job = body
+        self._wake.set()
+
+    def pod_changed(self, event_type: str | None, body: dict[str, Any]) -> None:
+        name = (body.get("metadata") or {}).get("name", "")
+        if event_type == "DELETED":
+            self._pods.pop(name, None)
+        else:
+            self._pods[name] = body
+        self._wake.set()
+
+    # -------------------------------------------------------------------------------- main
+
+    async def _main(self) -> None:
+        delay = self.executor.api_retry_min
+        bugs = 0
+        try:
+            while True:
+                try:
+                    await self._attempts()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except ApiException as exc:
+                    if exc.status in (400, 422):  # the API server refuses the Job: the spec must change
+                        await self.mirror.failed("JobRejected", f"the API server refused Job {self.job_name}: {api_message(exc)}", stalled=True)
+                        return
+                    log.warning("%s/%s: API error (HTTP %s), retrying in %gs: %s", self.request.namespace,
+                                self.request.name, exc.status, delay, api_message(exc))
+                except Exception as exc:  # a bug must not end supervision silently, nor loop for ever
+                    bugs += 1
+                    log.exception("%s/%s: Job supervision failed (%d)", self.request.namespace, self.request.name, bugs)
+                    if bugs >= MAX_INTERNAL_ERRORS:
+                        await self.mirror.failed("InternalError", f"operator error: {type(exc).__name__}: {exc}", stalled=False)
+                        return
+                # Everything above is idempotent (deterministic Job names): go on where it stopped.
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, API_RETRY_MAX)
+        finally:
+            self.executor.forget_job(self)
+            await self.mirror.close()
+
+    async def _attempts(self) -> None:
+        """Attempts until one succeeds, one fails for good, or the retries run out."""
+        while True:
+            if not await self._start_attempt():
+                return
+            state, reason, message = await self._wait()
+            self.finished = True
+            log.info("%s/%s: Job %s %s%s", self.request.namespace, self.request.name, self.job_name, state,
+                     f" ({reason})" if reason else "")
+            if state == "succeeded":
+                await self.mirror.succeeded_unless_reported(self.job_name or "")
+                metrics.record_job_done(self.request.namespace, "success", time.monotonic() - self._submitted)
+                return
+            delay = await self._conclude_failure(reason or "WorkerFailed", message)
+            if delay is None:
+                return
+            await asyncio.sleep(delay)
+            self.finished = False
+
+    async def _start_attempt(self) -> bool:
+        """Create (or adopt) the attempt's Job; False when the deadline has already passed."""
+        spec = self.request.job.spec
+        remaining = decisions.deadline_remaining(self.mirror.status.get("startTime"), spec.active_deadline_seconds)
+        if remaining is not None and remaining <= 0 and not self.suspended:
+            await self.mirror.failed(C.DEADLINE_EXCEEDED, f"spec.activeDeadlineSeconds ({spec.active_deadline_seconds}s) exceeded", stalled=True)
+            return False
+        self._use_job(job_name(self.request.name, self.content_generation, self.attempt))
+        if self._needs_queued_write:
+            await self.mirror.queued(f"starting Job {self.job_name}")
+            self._needs_queued_write = False
+        deadline = None if remaining is None else max(1, int(remaining))
+        body = build_job(self._videojob_dict(), self.attempt, self.env.settings, active_deadline_seconds=deadline,
+                         suspend=self.suspended)  # a Kueue Job is created suspended whatever this says
+        job, created = await self.jobs.create_job(self.request.namespace, body)
+        if created:
+            log.info("%s/%s: created Job %s", self.request.namespace, self.request.name, self.job_name)
+        if self._job is None:
+            self._job = job
+        queued = QUEUE_LABEL in ((job.get("metadata") or {}).get("labels") or {})
+        if created or queued:
+            self._applied_suspend = self.suspended
+        else:  # adopted after a restart: spec.suspend may have changed meanwhile
+            self._applied_suspend = bool((job.get("spec") or {}).get("suspend"))
+        if self.suspended and self.mirror.status.get("phase") != "Suspended":
+            await self.mirror.suspended(SUSPENDED_MESSAGE)
+        return True
+
+    async def _conclude_failure(self, reason: str, message: str) -> float | None:
+        """Decide on a failed attempt; the backoff before the next one, or None when it ends here."""
+        ns, spec = self.request.namespace, self.request.job.spec
+        elapsed = time.monotonic() - self._submitted
+        status = await self.mirror.read()
+        verdict = attempt_verdict(status, self.attempt, reason, message)
+        if verdict.job_active:
+            await self.jobs.delete_job(ns, self.job_name or "")  # e.g. an image that never pulls
+        stage = status.get("currentStage") or "Unknown"
+        retries = self.attempt - 1
+        if verdict.permanent or retries >= spec.retry_strategy.limit:
+            metrics.record_failure(stage, verdict.reason)
+            metrics.record_job_done(ns, "failure", elapsed)
+            if not verdict.reported:  # the Failed Event carries the reason
+                await self.mirror.failed(verdict.reason, f"Job {self.job_name}: {verdict.message}", stalled=verdict.permanent)
+            return None
+        retries += 1
+        delay = decisions.backoff_seconds(spec.retry_strategy.backoff, retries)
+        metrics.record_retry(stage, verdict.reason)
+        note = f"{verdict.message}; retry {retries}/{spec.retry_strategy.limit} in {delay:g}s as a new Job"
+        if not verdict.reported:
+            await self.mirror.unreported(verdict.reason, f"Job {self.job_name}: {note}")
+        self.attempt = retries + 1
+        await self.mirror.retrying(verdict.reason, note, base=status)
+        return delay
+
+    async def _wait(self) -> tuple[str, str | None, str]:
+        """Until the Job succeeds or fails (from the watch; a slow poll as a safety net).
+        Applies suspend changes on the way."""
+        ns, name = self.request.namespace, self.job_name or ""
+        while True:
+            if self._applied_suspend is not None and self.suspended != self._applied_suspend:
+                await self._apply_suspend()
+            if self._job_gone:
+                return "failed", "JobDeleted", f"the worker Job {name} was deleted before it finished"
+            state, reason, message = job_outcome(self._job or {}, list(self._pods.values()))
+            if state == "failed" and reason not in POD_REASONS:
+                # The Job's condition is generic: its pod may say more (OOMKilled, Evicted).
+                state, reason, message = job_outcome(self._job or {}, await self.jobs.job_pods(ns, name))
+            if state != "running":
+                return state, reason, message
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+            except asyncio.TimeoutError:
+                job = await self.jobs.read_job(ns, name)
+                if job is None:
+                    self._job_gone = True
+                else:
+                    self._job = job
+
+    async def _apply_suspend(self) -> None:
+        suspend = self.suspended
+        await self.jobs.set_suspend(self.request.namespace, self.job_name or "", suspend)
+        self._applied_suspend = suspend
+        if suspend:
+            # Kubernetes stops the pod; a resumed Job starts a new one, which reuses the render
+            # cache and the version reserved for this generation.
+            await self.mirror.suspended(SUSPENDED_MESSAGE)
+        else:
+            await self.mirror.waiting_for_pod("resumed; waiting for the worker pod")
+
+    # ---------------------------------------------------------------------------- helpers
+
+    def _use_job(self, name: str) -> None:
+        self.executor.forget_job(self)
+        self.job_name = name
+        self._job, self._job_gone, self._pods = None, False, {}
+        self.executor.index_job(self)
+
+    def _videojob_dict(self) -> dict[str, Any]:
+        raw = self.request.job.model_dump(by_alias=True, exclude_none=True, mode="json")
+        raw["metadata"].update(namespace=self.request.namespace, uid=self.request.uid, generation=self.content_generation)
+        return raw
