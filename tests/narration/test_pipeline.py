@@ -13,6 +13,7 @@ import webvtt
 
 from videojob.api.manifest import load_manifest
 from videojob.config import Settings
+from videojob.pipeline.narration.text import split_sentences
 from videojob.run import run_videojob
 
 from tests.narration.conftest import decoded_audio, rms, stream_durations
@@ -119,3 +120,16 @@ async def test_subtitles_go_to_s3_beside_the_video_and_into_the_dynamodb_item(
     local = tmp_path / "demo" / "euler" / "v1"
     assert (local / "euler.vtt").read_bytes() == s3_client.get_object(Bucket=bucket, Key=prefix + "euler.vtt")["Body"].read()
     assert result.status.usage.tts_characters > 100
+
+
+async def test_the_per_job_speech_cap_stops_the_run_before_it_speaks(tmp_path):
+    job = load_manifest(str(REPO / "examples" / "narrated.yaml"))
+    first_scene = sum(len(s) for s in split_sentences(job.spec.storyboard.scenes[0].narration))
+    settings = Settings(max_tts_characters_per_job=first_scene + 10)  # room for scene 1, not scene 2
+    result = await run_videojob(job, settings=settings, store_root=tmp_path, quality="low")
+    assert not result.succeeded
+    assert result.status.phase == "Failed"
+    assert "VIDEOJOB_MAX_TTS_CHARACTERS_PER_JOB" in result.status.message
+    assert result.status.usage.tts_characters == first_scene  # scene 2 was never synthesized
+    narrating = next(s for s in result.status.stages if s.name == "Narrating")
+    assert narrating.phase == "Failed"

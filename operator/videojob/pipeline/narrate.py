@@ -46,19 +46,19 @@ async def narrate_scenes(ctx: PipelineContext, state: VideoGenerationState) -> S
         for scene in scenes:
             await ctx.progress.step(f"{scene.label}: no narration", scene=scene.index)
         return {"scenes": scenes}
-    spoken = 0
     for scene in scenes:  # one progress step per scene (pipeline/stages.py)
         if not scene.narration:
             await ctx.progress.step(f"{scene.label} has no narration", scene=scene.index)
             continue
         if scene.narration_track is None:
+            # The per-job cap (VIDEOJOB_MAX_TTS_CHARACTERS_PER_JOB) stops the run before it speaks.
+            ctx.budget.before_tts(ctx.usage, narrator.characters_to_synthesize(scene.narration))
             scene.narration_track = await narrator.narrate(scene.narration, field=_field(state, scene.index))
-            spoken += scene.narration_track.characters
+            ctx.usage["tts_characters"] = ctx.usage.get("tts_characters", 0) + scene.narration_track.characters
         track = scene.narration_track
         how = "from the narration cache" if track.cached else f"{track.characters} characters"
         await ctx.progress.step(
             f"{scene.label} narrated: {track.duration_seconds:.1f} s, {len(track.cues)} sentence(s), {how}",
             scene=scene.index,
         )
-    ctx.usage["tts_characters"] = ctx.usage.get("tts_characters", 0) + spoken
     return {"scenes": scenes, "usage": dict(ctx.usage)}

@@ -79,6 +79,15 @@ class Narrator:
         speed = settings.speed if settings else 1.0
         return cls(_make_engine(name, voice, speed, aws_config), cache_dir)
 
+    def characters_to_synthesize(self, text: str) -> int:
+        """What speaking `text` would send to the engine: 0 when it is in the cache (Polly counts
+        each scene's characters twice: audio and speech marks)."""
+        sentences = split_sentences(text)
+        key = narration_key(self.engine.name, self.engine.identity, self.engine.speed, sentences)
+        if self.cache.get(key) is not None:
+            return 0
+        return sum(len(s) for s in sentences) * (2 if self.engine.name == "polly" else 1)
+
     async def narrate(self, text: str, field: str = "narration") -> NarrationTrack:
         """Speak `text` (from the cache when possible). `field` names the text in error messages."""
         sentences = split_sentences(text)
