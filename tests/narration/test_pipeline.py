@@ -133,3 +133,22 @@ async def test_the_per_job_speech_cap_stops_the_run_before_it_speaks(tmp_path):
     assert result.status.usage.tts_characters == first_scene  # scene 2 was never synthesized
     narrating = next(s for s in result.status.stages if s.name == "Narrating")
     assert narrating.phase == "Failed"
+
+
+def test_narrated_scenes_are_not_rendered_ahead_of_their_voice():
+    """The prefetch renders scenes known before planning; a narrated scene's length (so its code)
+    is known only after Narrating, so only its silent neighbours are prefetched."""
+    from videojob.pipeline.render_cache import known_scenes
+
+    document = narrated()
+    document["spec"]["storyboard"]["scenes"][1].pop("narration")
+    job = load_manifest_from(document)
+    assert [name for _, name in known_scenes(job)] == ["Scene02"]
+    document["spec"]["narration"] = {"engine": "none"}
+    assert [name for _, name in known_scenes(load_manifest_from(document))] == ["Scene01", "Scene02"]
+
+
+def load_manifest_from(document: dict):
+    from videojob.api.manifest import parse_videojob
+
+    return parse_videojob(document)

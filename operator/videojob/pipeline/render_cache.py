@@ -90,7 +90,10 @@ def known_scenes(job) -> list[tuple[str, str]] | None:
             return []  # planning reports it, naming the line
     from videojob.pipeline.storyboard import generate_scene_code, scene_class_name
 
-    return [(generate_scene_code(s, i), scene_class_name(i)) for i, s in enumerate(spec.storyboard.scenes)]
+    # A narrated scene's code depends on how long its voice lasts (known after Narrating).
+    spoken = spec.narration is None or spec.narration.engine != "none"
+    return [(generate_scene_code(s, i), scene_class_name(i)) for i, s in enumerate(spec.storyboard.scenes)
+            if not (spoken and s.narration)]
 
 
 def uncached_known_scenes(job, cache_root: Path, quality: str | None = None) -> int | None:
