@@ -7,7 +7,6 @@ and messages go to stderr.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
@@ -77,6 +76,8 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
 
     json_logs = getattr(args, "log_format", "text") == "json"
     configure_logging("json" if json_logs else "text", logging.INFO if json_logs else logging.WARNING)
+    import asyncio  # after the sandboxes started: nothing the CLI imports delays them
+
     with job_context(job.metadata.namespace or "local", job.metadata.name, job.metadata.generation):
         return asyncio.run(_prefetch_and_run(job, settings, output_dir, args, sandbox))
 
@@ -84,6 +85,7 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
 async def _prefetch_and_run(job, settings, output_dir: Path, args, sandbox) -> int:
     """Scenes known from the manifest start rendering (in the pipeline's prefetch, through the
     same sandbox, reader and cache as the render step) while LangGraph and friends load."""
+    import asyncio
     import importlib
 
     from videojob.pipeline.prefetch import Prefetch
