@@ -7,8 +7,8 @@ and messages go to stderr.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +27,11 @@ def run_command(args) -> int:
     from videojob.pipeline.sandbox import Sandbox
 
     sandbox = Sandbox(output_dir / ".work", mode=getattr(args, "sandbox", None))
+    if _cache_is_empty(output_dir):
+        # Nothing is cached here yet, so this run renders (or stops at invalid input, and the
+        # sandbox is killed unused): its first sandbox boots and imports Manim while this
+        # process reads the manifest and settings.
+        sandbox.prewarm(1)
     try:
         return _validated_run(args, output_dir, sandbox)
     except KeyboardInterrupt:
@@ -46,6 +51,8 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
         for line in exc.problems:
             sys.stderr.write(f"  {line}\n")
         return EXIT_INVALID
+    needed = _uncached_scenes(job, output_dir, args.quality)
+    sandbox.prewarm(min(needed, 1))  # the first scene's sandbox, before the settings load
     from videojob.config import ConfigError, load_settings
 
     try:
@@ -61,7 +68,7 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
             _error("--parallel: must be at least 1")
             return EXIT_INVALID
         settings.scene_parallelism = args.parallel
-    _warm_sandboxes(job, output_dir, args.quality, settings.scene_parallelism, sandbox)
+    sandbox.prewarm(min(needed, settings.scene_parallelism))
     from videojob.pipeline.sandbox import SandboxLimits
 
     sandbox.limits = SandboxLimits(memory_mb=settings.render_memory_mb, max_output_mb=settings.render_max_output_mb)
@@ -69,6 +76,8 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
 
     json_logs = getattr(args, "log_format", "text") == "json"
     configure_logging("json" if json_logs else "text", logging.INFO if json_logs else logging.WARNING)
+    import asyncio  # after the sandboxes started: nothing the CLI imports delays them
+
     with job_context(job.metadata.namespace or "local", job.metadata.name, job.metadata.generation):
         return asyncio.run(_prefetch_and_run(job, settings, output_dir, args, sandbox))
 
@@ -76,6 +85,7 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
 async def _prefetch_and_run(job, settings, output_dir: Path, args, sandbox) -> int:
     """Scenes known from the manifest start rendering (in the pipeline's prefetch, through the
     same sandbox, reader and cache as the render step) while LangGraph and friends load."""
+    import asyncio
     import importlib
 
     from videojob.pipeline.prefetch import Prefetch
@@ -95,13 +105,22 @@ async def _prefetch_and_run(job, settings, output_dir: Path, args, sandbox) -> i
         await prefetch.aclose()
 
 
-def _warm_sandboxes(job, output_dir: Path, quality: str | None, parallelism: int, sandbox) -> None:
-    """Start the sandboxes the first scenes will need now, so Manim's import in them overlaps the
-    pipeline's own start-up; none when every known scene is cached."""
+def _cache_is_empty(output_dir: Path) -> bool:
+    try:
+        with os.scandir(output_dir / ".cache" / "renders") as entries:
+            return next(entries, None) is None
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+
+
+def _uncached_scenes(job, output_dir: Path, quality: str | None) -> int:
+    """How many sandboxes the job's first scenes need (started ahead of need, so Manim's import
+    in them overlaps the pipeline's own start-up): none when every known scene is cached, one
+    when only planning can tell."""
     from videojob.pipeline.render_cache import uncached_known_scenes
 
     needed = uncached_known_scenes(job, output_dir / ".cache" / "renders", quality)
-    sandbox.prewarm(1 if needed is None else min(needed, parallelism))
+    return 1 if needed is None else needed
 
 
 async def _run(job, settings, output_dir: Path, args, sandbox) -> int:

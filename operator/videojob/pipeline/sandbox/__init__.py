@@ -32,24 +32,50 @@ step fails the job with that one line. `isolation_report()` tells a process at s
 isolation it has.
 """
 
-from videojob.pipeline.sandbox.protocol import (
-    Execution,
-    Isolation,
-    RenderOutcome,
-    Runner,
-    RunnerInstance,
-    SandboxLimits,
-    SandboxUnavailable,
-)
-from videojob.pipeline.sandbox.scratch import prepare_scratch, read_outcome
-from videojob.pipeline.sandbox.service import (
-    SANDBOX_MODES,
-    JobSandbox,
-    Sandbox,
-    isolation_report,
-    make_runner,
-    register_runner,
-)
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+# Names re-exported here, by the module that defines them. They load on first use (PEP 562):
+# the zygote inside every sandbox imports this package on its way to `zygote.py`, and should pay
+# for Manim only, not for the parent's side (asyncio, the code check, the result reader).
+_EXPORTS = {
+    "Execution": "protocol", "Isolation": "protocol", "RenderOutcome": "protocol", "Runner": "protocol",
+    "RunnerInstance": "protocol", "SandboxLimits": "protocol", "SandboxUnavailable": "protocol",
+    "prepare_scratch": "scratch", "read_outcome": "scratch",
+    "SANDBOX_MODES": "service", "JobSandbox": "service", "Sandbox": "service", "isolation_report": "service",
+    "make_runner": "service", "register_runner": "service",
+}
+
+if TYPE_CHECKING:
+    from videojob.pipeline.sandbox.protocol import (
+        Execution,
+        Isolation,
+        RenderOutcome,
+        Runner,
+        RunnerInstance,
+        SandboxLimits,
+        SandboxUnavailable,
+    )
+    from videojob.pipeline.sandbox.scratch import prepare_scratch, read_outcome
+    from videojob.pipeline.sandbox.service import (
+        SANDBOX_MODES,
+        JobSandbox,
+        Sandbox,
+        isolation_report,
+        make_runner,
+        register_runner,
+    )
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 def execute_scratch(scratch) -> None:

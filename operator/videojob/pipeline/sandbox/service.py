@@ -3,11 +3,13 @@
 A job's scenes run in instances taken from the runner only for that job (at most its scene
 parallelism at once; scenes of the job run one at a time in each). Instances are discarded when
 the job's render round ends, and after a scene timed out in one. Two jobs never share one.
+
+asyncio is imported where a job uses it, not at the top: `videojob run` starts its first
+sandbox (`Sandbox.prewarm`) before it has loaded anything else, asyncio included.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import uuid
@@ -81,6 +83,8 @@ class JobSandbox:
     """Sandbox instances of one job. Use as `async with sandbox.job(n) as job: await job.render(...)`."""
 
     def __init__(self, sandbox: "Sandbox", parallelism: int):
+        import asyncio
+
         self._sandbox = sandbox
         self._parallelism = max(1, parallelism)
         self._idle: asyncio.Queue[RunnerInstance] = asyncio.Queue()
@@ -97,6 +101,8 @@ class JobSandbox:
         await self.aclose()
 
     async def _take(self) -> RunnerInstance:
+        import asyncio
+
         if self._idle.empty() and len(self._all) < self._parallelism:
             instance = await asyncio.to_thread(self._sandbox.runner.acquire)
             self._all.append(instance)
@@ -115,6 +121,8 @@ class JobSandbox:
     ) -> RenderOutcome:
         """Render `scene_class` from `code` into `out_path`. Never raises for anything the code
         does; raises SandboxUnavailable when no sandbox can be made (fail closed)."""
+        import asyncio
+
         problems = check_code(code)
         if problems:
             return RenderOutcome(False, error="; ".join(map(str, problems)), kind="Refused")
@@ -139,6 +147,8 @@ class JobSandbox:
             self._give_back(instance, usable)
 
     async def aclose(self) -> None:
+        import asyncio
+
         instances, self._all = self._all, []
         for instance in instances:
             await asyncio.to_thread(instance.close)

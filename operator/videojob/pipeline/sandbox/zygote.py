@@ -77,7 +77,7 @@ def _reap() -> list[tuple[int, int]]:
 def _run_scene(scratch: str, own_namespace: bool, started) -> int:
     """Fork the scene's child, wait for it while killing anything else that appears, sweep;
     returns the child's wait status."""
-    from videojob.pipeline.sandbox.execute import fork_execute
+    from videojob.pipeline.sandbox.execute import fork_execute  # loaded before "ready" (serve)
 
     pid = fork_execute(scratch)
     started(pid)
@@ -111,7 +111,9 @@ def serve(root: str, own_namespace: bool) -> int:
         proto.write(json.dumps(message) + "\n")
 
     import manim  # noqa: F401  (the point of the zygote: import once, fork many)
-    from manim import Text
+    from manim import Text, tempconfig  # noqa: F401  (tempconfig: what every scene's child uses)
+
+    import videojob.pipeline.sandbox.execute  # noqa: F401  (so the first scene does not wait for it)
 
     # Load fonts and Pango once too; forked children share them copy-on-write. Only a speed-up.
     try:
