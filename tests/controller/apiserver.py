@@ -25,6 +25,10 @@ finalizers, but it does not behave like an API server in the ways an operator de
   garbage-collects by ownerReferences; tests (`tests/jobexec/conftest.py`'s `JobControl`) and
   the benchmark play the job controller and the kubelet with PATCHes on `/status`.
 - `kueue=True` emulates Kueue's mutating webhook: a Job naming a queue is created suspended.
+- all annotations of an object share 256 KiB (keys and values, UTF-8 bytes), as on a real API
+  server: a create or patch beyond that is 422 Invalid (`annotation_rejections` lists the
+  (namespace, name, resourceVersion) each refused change was made against).
+  Kopf keeps the whole spec in an annotation, so a large spec meets this.
 - `requests_by_agent` counts requests by (User-Agent, verb, resource, subresource), so a test
   tells the operator's requests from its own; `watches` records each watch's resource and
   labelSelector. KMock ignores `labelSelector` (the executor filters pods itself).
@@ -56,6 +60,7 @@ from kmock._internal import enums  # the action enum KMock's request parser prod
 VIDEOJOBS = "videogen.io/v1alpha1/videojobs"
 ALL_VERBS = {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+ANNOTATIONS_LIMIT = 256 * 1024  # apimachinery's TotalAnnotationSizeLimitB
 WORKLOADS = {
     "batch/v1/jobs": kmock.ResourceInfo(kind="Job", singular="job", namespaced=True, verbs=ALL_VERBS, subresources={"status"}),
     "v1/pods": kmock.ResourceInfo(kind="Pod", singular="pod", namespaced=True, verbs=ALL_VERBS, subresources={"status"}),
@@ -91,6 +96,7 @@ class KubeAPIServer(kmock.KubernetesEmulator):
     kueue: bool = False  # emulate Kueue's Job webhook (see _create)
     requests_by_agent: collections.Counter = attrs.field(factory=collections.Counter, init=False)
     watches: list = attrs.field(factory=list, init=False)  # (plural, labelSelector) of each watch request
+    annotation_rejections: list = attrs.field(factory=list, init=False)
     _rv: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -121,6 +127,12 @@ class KubeAPIServer(kmock.KubernetesEmulator):
     def _has_status(self, resource: Any) -> bool:
         info = self._info(resource)
         return bool(info and "status" in info.subresources)
+
+    def _check_annotations(self, meta: dict[str, Any], rv: str | None = None) -> None:
+        size = sum(len(str(k).encode()) + len(str(v).encode()) for k, v in (meta.get("annotations") or {}).items())
+        if size > ANNOTATIONS_LIMIT:
+            self.annotation_rejections.append((meta.get("namespace"), meta.get("name"), rv))
+            raise _error(422, "Invalid", f"metadata.annotations: Too long: must have at most {ANNOTATIONS_LIMIT} bytes")
 
     def _store(self, key: Any, body: dict[str, Any]) -> None:
         obj = self.objects[key]
@@ -170,6 +182,7 @@ class KubeAPIServer(kmock.KubernetesEmulator):
                         break
             if not meta.get("name"):
                 raise _error(422, "Invalid", "metadata.name or metadata.generateName is required")
+            self._check_annotations(meta)
             key = (request.resource, namespace, meta["name"])
             if key in self.objects and not self.objects[key].deleted:
                 raise _error(409, "AlreadyExists", f"{request.resource.plural} {meta['name']!r} already exists")
@@ -208,6 +221,7 @@ class KubeAPIServer(kmock.KubernetesEmulator):
                 raise _error(400, "BadRequest", "the patch must be a JSON object or a JSON-patch list")
 
             new = self._admit(request, old, patched)
+            self._check_annotations(new["metadata"], old["metadata"].get("resourceVersion"))
             if new == old:
                 return aiohttp.web.json_response(old)
             new["metadata"]["resourceVersion"] = self._next_rv()

@@ -99,6 +99,12 @@ class Controller:
 
     async def _start(self, raw: dict[str, Any], *, restarting: bool = False) -> None:
         meta = raw["metadata"]
+        if not restarting and not decisions.needs_run(raw):
+            # A handler replayed for a generation that already finished (Kopf retries when it
+            # cannot store its own state, e.g. annotations over 256 KiB): its result stands.
+            log.info("%s/%s: generation %s already finished (%s); not run again", meta["namespace"], meta["name"],
+                     meta.get("generation"), (raw.get("status") or {}).get("phase"))
+            return
         try:
             job = self.validate(raw)
         except InvalidVideoJob as exc:
