@@ -20,10 +20,13 @@ finalizers, but it does not behave like an API server in the ways an operator de
   (Kopf waits for `v1/namespaces` even with `-A`).
 - object history is trimmed to the last `history_limit` versions (KMock keeps every version
   of every object, which dominates memory in the 1,000-object benchmark).
-- `workloads=True` serves `batch/v1` `jobs` and `v1` `pods` (both with a status subresource), for
-  the Job executor. KMock has no controllers: nothing runs a Job's pod, sets its conditions or
+- `workloads=True` serves `batch/v1` `jobs`, `v1` `pods` (both with a status subresource) and
+  `v1` `serviceaccounts`, for the Job executor, with the part of the Job controller that refuses
+  pods (`kube_controllers.JobController`: a FailedCreate Event and no pod when the pod's
+  ServiceAccount does not exist). Nothing else runs a Job's pod, sets its conditions or
   garbage-collects by ownerReferences; tests (`tests/jobexec/conftest.py`'s `JobControl`) and
   the benchmark play the job controller and the kubelet with PATCHes on `/status`.
+- field selectors on `metadata.*` and, for Events, `involvedObject.*`.
 - `kueue=True` emulates Kueue's mutating webhook: a Job naming a queue is created suspended.
 - all annotations of an object share 256 KiB (keys and values, UTF-8 bytes), as on a real API
   server: a create or patch beyond that is 422 Invalid (`annotation_rejections` lists the
@@ -61,9 +64,12 @@ VIDEOJOBS = "videogen.io/v1alpha1/videojobs"
 ALL_VERBS = {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 ANNOTATIONS_LIMIT = 256 * 1024  # apimachinery's TotalAnnotationSizeLimitB
+FIELD_SELECTABLE = {"metadata", "involvedObject"}  # fieldSelector paths served (Events: involvedObject.*)
 WORKLOADS = {
     "batch/v1/jobs": kmock.ResourceInfo(kind="Job", singular="job", namespaced=True, verbs=ALL_VERBS, subresources={"status"}),
     "v1/pods": kmock.ResourceInfo(kind="Pod", singular="pod", namespaced=True, verbs=ALL_VERBS, subresources={"status"}),
+    "v1/serviceaccounts": kmock.ResourceInfo(kind="ServiceAccount", singular="serviceaccount", namespaced=True,
+                                             verbs=ALL_VERBS, shortnames={"sa"}),
 }
 
 
@@ -97,6 +103,9 @@ class KubeAPIServer(kmock.KubernetesEmulator):
     requests_by_agent: collections.Counter = attrs.field(factory=collections.Counter, init=False)
     watches: list = attrs.field(factory=list, init=False)  # (plural, labelSelector) of each watch request
     annotation_rejections: list = attrs.field(factory=list, init=False)
+    # Emulated controllers (`changed(server, resource, old, new)` after every create and update,
+    # under the lock): what a cluster does beside the API server, e.g. `kube_controllers.JobController`.
+    controllers: list = attrs.field(factory=list)
     _rv: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -114,6 +123,9 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         if self.workloads:
             for name, info in WORKLOADS.items():
                 self.resources[name] = info
+            from tests.controller.kube_controllers import JobController
+
+            self.controllers.append(JobController())
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -166,37 +178,46 @@ class KubeAPIServer(kmock.KubernetesEmulator):
             # Kueue's mutating webhook creates every Job that names a queue suspended; Kueue
             # unsuspends it on admission (tests play that part).
             body.setdefault("spec", {})["suspend"] = True
-        info = self._info(request.resource)
+        async with self._lock:
+            body = await self.insert(request.resource, request.namespace, body)
+        return aiohttp.web.json_response(body, status=201)
+
+    async def insert(self, resource: Any, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        """Create an object as the API server does (name, uid, resourceVersion, ADDED event); the
+        caller holds the lock. Emulated controllers create their objects (Events) with it too."""
+        meta = body.setdefault("metadata", {})
+        info = self._info(resource)
         namespaced = info is None or info.namespaced is not False
-        namespace = (request.namespace or meta.get("namespace")) if namespaced else None
+        namespace = (namespace or meta.get("namespace")) if namespaced else None
         if namespaced:
             meta["namespace"] = namespace
-        async with self._lock:
-            if not meta.get("name") and meta.get("generateName"):
-                while True:
-                    suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
-                    candidate = meta["generateName"] + suffix
-                    key = (request.resource, namespace, candidate)
-                    if key not in self.objects or self.objects[key].deleted:
-                        meta["name"] = candidate
-                        break
-            if not meta.get("name"):
-                raise _error(422, "Invalid", "metadata.name or metadata.generateName is required")
-            self._check_annotations(meta)
-            key = (request.resource, namespace, meta["name"])
-            if key in self.objects and not self.objects[key].deleted:
-                raise _error(409, "AlreadyExists", f"{request.resource.plural} {meta['name']!r} already exists")
-            if self._has_status(request.resource):
-                body.pop("status", None)
-            meta.update(uid=str(uuid.uuid4()), resourceVersion=self._next_rv(), generation=1, creationTimestamp=_now())
-            for transient in ("deletionTimestamp", "deletionGracePeriodSeconds"):
-                meta.pop(transient, None)
-            if key in self.objects:
-                self.objects[key].create(body)
-            else:
-                self.objects[key] = body
-            await self._buses[request.resource].put({"type": "ADDED", "object": copy.deepcopy(body)})
-        return aiohttp.web.json_response(body, status=201)
+        if not meta.get("name") and meta.get("generateName"):
+            while True:
+                suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
+                candidate = meta["generateName"] + suffix
+                key = (resource, namespace, candidate)
+                if key not in self.objects or self.objects[key].deleted:
+                    meta["name"] = candidate
+                    break
+        if not meta.get("name"):
+            raise _error(422, "Invalid", "metadata.name or metadata.generateName is required")
+        self._check_annotations(meta)
+        key = (resource, namespace, meta["name"])
+        if key in self.objects and not self.objects[key].deleted:
+            raise _error(409, "AlreadyExists", f"{resource.plural} {meta['name']!r} already exists")
+        if self._has_status(resource):
+            body.pop("status", None)
+        meta.update(uid=str(uuid.uuid4()), resourceVersion=self._next_rv(), generation=1, creationTimestamp=_now())
+        for transient in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+            meta.pop(transient, None)
+        if key in self.objects:
+            self.objects[key].create(body)
+        else:
+            self.objects[key] = body
+        await self._buses[resource].put({"type": "ADDED", "object": copy.deepcopy(body)})
+        for controller in self.controllers:
+            await controller.changed(self, resource, None, body)
+        return body
 
     async def _patch(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         key = (request.resource, request.namespace, request.name)
@@ -233,6 +254,8 @@ class KubeAPIServer(kmock.KubernetesEmulator):
             else:
                 self._store(key, new)
                 await self._buses[request.resource].put({"type": "MODIFIED", "object": copy.deepcopy(new)})
+                for controller in self.controllers:
+                    await controller.changed(self, request.resource, old, new)
         return aiohttp.web.json_response(new)
 
     def _admit(self, request: kmock.Request, old: dict[str, Any], patched: dict[str, Any]) -> dict[str, Any]:
@@ -295,7 +318,12 @@ class KubeAPIServer(kmock.KubernetesEmulator):
             return False
         for term in filter(None, (request.params.get("fieldSelector") or "").split(",")):
             field, _, value = term.partition("=")
-            if field in ("metadata.name", "metadata.namespace") and meta.get(field.split(".")[1]) != value.lstrip("="):
+            if field.split(".")[0] not in FIELD_SELECTABLE:
+                continue
+            found: Any = body
+            for part in field.split("."):
+                found = found.get(part) if isinstance(found, dict) else None
+            if str(found if found is not None else "") != value.lstrip("="):
                 return False
         return True
 

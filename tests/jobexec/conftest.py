@@ -22,9 +22,23 @@ from tests.helpers import wait_until
 MERGE = "application/merge-patch+json"
 
 
+WORKER_ACCOUNT = "videojob-worker"
+
+
+def add_service_account(server: Any, name: str, namespace: str = NAMESPACE) -> None:
+    """What the chart creates where VideoJobs run: the worker pods' ServiceAccount."""
+    server.objects["v1/serviceaccounts", namespace, name] = {
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": name, "namespace": namespace, "uid": f"sa-{name}", "resourceVersion": "1"},
+    }
+
+
 @pytest.fixture()
 def apiserver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    yield from serve_api(ServerThread(workloads=True), tmp_path, monkeypatch)
+    """The emulated API server with Jobs and pods, and the worker ServiceAccount in `default`."""
+    for server in serve_api(ServerThread(workloads=True), tmp_path, monkeypatch):
+        server.call(add_service_account, WORKER_ACCOUNT)
+        yield server
 
 
 class JobControl:

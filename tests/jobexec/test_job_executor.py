@@ -386,3 +386,36 @@ async def test_a_stopping_workers_late_writes_never_undo_the_operators_suspended
     assert [w["phase"] for w in writes[suspended:]] == ["Suspended"] * (len(writes) - suspended)
     status = kube.status("stopping")
     assert status["phase"] == "Suspended" and status["observedGeneration"] == 2
+
+
+def test_a_job_whose_pod_cannot_be_created_warns_at_once_and_fails_after_the_deadline(operator, kube, jobs):
+    """The Job controller refuses the pod (its ServiceAccount does not exist here): the Job alone
+    would say nothing and the VideoJob would sit in Pending."""
+    operator(**JOB_MODE, job_pod_start_timeout_seconds=6)
+    create(kube, "orphan", spec(podTemplate={"serviceAccountName": "not-here"}, retryStrategy={"limit": 0}))
+    jobs.wait_for("orphan-g1-a1")
+
+    held = kube.wait("orphan", lambda o: condition(o.get("status") or {}, "Succeeded").get("reason") == "FailedCreate",
+                     timeout=30)["status"]
+    assert held["phase"] == "Pending"
+    assert 'serviceaccount "not-here" not found' in held["message"]
+    wait_warning(kube, "orphan", "FailedCreate")
+
+    status = kube.wait_phase("orphan", "Failed", timeout=60)["status"]
+    assert condition(status, "Succeeded")["reason"] == "FailedCreate"
+    assert "VIDEOJOB_JOB_POD_START_TIMEOUT_SECONDS" in status["message"]
+    jobs.wait_gone("orphan-g1-a1")  # it would wait for its pod for ever
+
+
+def test_a_pod_that_fits_no_node_warns_and_fails_after_the_deadline(operator, kube, jobs):
+    operator(**JOB_MODE, job_pod_start_timeout_seconds=6)
+    create(kube, "huge-pod", spec(retryStrategy={"limit": 0}))
+    jobs.wait_for("huge-pod-g1-a1")
+    jobs.pod("huge-pod-g1-a1", {"phase": "Pending", "conditions": [{
+        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+        "message": "0/3 nodes are available: 3 Insufficient memory."}]})
+
+    wait_warning(kube, "huge-pod", "Unschedulable")
+    status = kube.wait_phase("huge-pod", "Failed", timeout=60)["status"]
+    assert condition(status, "Succeeded")["reason"] == "Unschedulable"
+    assert "Insufficient memory" in status["message"]

@@ -84,6 +84,14 @@ class JobsClient:
         # Filter here too: the selector is the server's job, but not every server honours it.
         return [p for p in pods if pod_job_name(p) == name]
 
+    async def job_events(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """Events about the Job (the Job controller's FailedCreate among them), oldest first."""
+        selector = f"involvedObject.kind=Job,involvedObject.name={name}"
+        found = await asyncio.to_thread(self.core.list_namespaced_event, namespace, field_selector=selector)
+        events = [e for e in self._dict(found).get("items") or []
+                  if (e.get("involvedObject") or {}).get("kind") == "Job" and (e.get("involvedObject") or {}).get("name") == name]
+        return sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+
 
 def api_message(exc: ApiException) -> str:
     """The `message` of a Kubernetes Status body, else the HTTP reason."""

@@ -70,6 +70,10 @@ class JobStatusMirror:
     async def waiting_for_pod(self, message: str) -> None:
         await self._write(lambda t: t.queued(message))
 
+    async def held_up(self, reason: str, message: str) -> None:
+        """The Job's pod cannot start (FailedCreate, Unschedulable): Pending, saying why."""
+        await self._write(lambda t: rules.held_up(t, reason, message))
+
     async def succeeded_unless_reported(self, job_name: str) -> None:
         """The worker exits 0 only after writing Succeeded; if that write was lost, say so."""
         status = await self.read()

@@ -27,6 +27,7 @@ from videojob.controller.executor import RunEnvironment, RunHandle, RunRequest
 from videojob.controller.job_client import JobsClient, api_message
 from videojob.controller.job_mirror import JobStatusMirror
 from videojob.controller.jobspec import QUEUE_LABEL, attempt_verdict, build_job, job_name, job_outcome
+from videojob.controller.pod_start import pod_started, start_problem
 
 if TYPE_CHECKING:
     from videojob.controller.job_executor import JobExecutor
@@ -39,6 +40,8 @@ POLL_INTERVAL = 60.0
 API_RETRY_MIN, API_RETRY_MAX = 2.0, 60.0
 # Unexpected errors (bugs) get this many tries before the VideoJob is failed with InternalError.
 MAX_INTERNAL_ERRORS = 3
+# While a Job has no started pod, why is asked this often (at most; less for short timeouts).
+POD_CHECK_INTERVAL = 10.0
 # Failures a Job's pod states itself; anything else is read from the pods once more.
 POD_REASONS = ("OOMKilled", "Evicted", "ImagePullError")
 SUSPENDED_MESSAGE = "spec.suspend is true; the Job is suspended"
@@ -65,6 +68,12 @@ class KubeJobRun(RunHandle):
         self._applied_suspend: bool | None = None
         self._pods: dict[str, dict[str, Any]] = {}
         self._wake = asyncio.Event()
+        self._last_poll = time.monotonic()
+        # Pod start: since when the Job has wanted a pod and has none started, the next check,
+        # and the problem already reported (once per reason).
+        self._waiting_since: float | None = None
+        self._next_pod_check = 0.0
+        self._start_reported: str | None = None
         self.mirror = JobStatusMirror(
             env.kube, env.events, request.ref, lambda: (self.generation, self.attempt),
             previous=request.previous_status, min_interval=env.min_write_interval,
@@ -230,15 +239,53 @@ class KubeJobRun(RunHandle):
                 state, reason, message = job_outcome(self._job or {}, await self.jobs.job_pods(ns, name))
             if state != "running":
                 return state, reason, message
+            stuck = await self._pod_not_starting()
+            if stuck is not None:
+                return stuck
             self._wake.clear()
+            pause = POLL_INTERVAL if self._waiting_since is None else self._pod_check_interval
             try:
-                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+                await asyncio.wait_for(self._wake.wait(), pause)
             except asyncio.TimeoutError:
-                job = await self.jobs.read_job(ns, name)
-                if job is None:
-                    self._job_gone = True
-                else:
-                    self._job = job
+                if time.monotonic() - self._last_poll >= POLL_INTERVAL:
+                    self._last_poll = time.monotonic()
+                    job = await self.jobs.read_job(ns, name)
+                    if job is None:
+                        self._job_gone = True
+                    else:
+                        self._job = job
+
+    @property
+    def _pod_check_interval(self) -> float:
+        return min(POD_CHECK_INTERVAL, self.env.settings.job_pod_start_timeout_seconds / 3)
+
+    async def _pod_not_starting(self) -> tuple[str, str, str] | None:
+        """While the Job wants a pod and none has started: say why at once (a Warning Event and
+        the condition reason), and give the attempt up after the pod start timeout."""
+        pods = list(self._pods.values())
+        if ((self._job or {}).get("spec") or {}).get("suspend") or pod_started(pods):
+            self._waiting_since, self._start_reported = None, None
+            return None
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since, self._next_pod_check = now, now + self._pod_check_interval
+        if now < self._next_pod_check:
+            return None
+        self._next_pod_check = now + self._pod_check_interval
+        ns, name = self.request.namespace, self.job_name or ""
+        problem = start_problem(pods, await self.jobs.job_events(ns, name))
+        if problem is None:
+            return None
+        reason, message = problem
+        if self._start_reported != reason:
+            self._start_reported = reason
+            await self.mirror.unreported(reason, f"Job {name}: {message}")
+            await self.mirror.held_up(reason, f"Job {name}: {message}")
+        timeout = self.env.settings.job_pod_start_timeout_seconds
+        if now - self._waiting_since < timeout:
+            return None
+        await self.jobs.delete_job(ns, name)  # it would wait for its pod for ever
+        return "failed", reason, f"{message} (for more than {timeout}s, VIDEOJOB_JOB_POD_START_TIMEOUT_SECONDS)"
 
     async def _apply_suspend(self) -> None:
         suspend = self.suspended

@@ -163,6 +163,12 @@ def retry_later(tracker: StatusTracker, reason: str, message: str, attempt: int,
         tracker.status.current_stage = stage
 
 
+def held_up(tracker: StatusTracker, reason: str, message: str) -> None:
+    """Still Pending, for a reason outside the run (its worker pod cannot start), said in the
+    Succeeded and Reconciling conditions."""
+    retry_later(tracker, reason, message, attempt=tracker.status.attempt or 1, stage="Queued")
+
+
 def wait_for_input(tracker: StatusTracker, reason: str, message: str) -> None:
     """AwaitingInput is not an end: no completion time."""
     tracker.status.completion_time = None
