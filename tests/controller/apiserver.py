@@ -27,6 +27,7 @@ finalizers, but it does not behave like an API server in the ways an operator de
   garbage-collects by ownerReferences; tests (`tests/jobexec/conftest.py`'s `JobControl`) and
   the benchmark play the job controller and the kubelet with PATCHes on `/status`.
 - field selectors on `metadata.*` and, for Events, `involvedObject.*`.
+- `admission`: checks run on every create; a refusal is a 403, as from a validating webhook.
 - `kueue=True` emulates Kueue's mutating webhook: a Job naming a queue is created suspended.
 - all annotations of an object share 256 KiB (keys and values, UTF-8 bytes), as on a real API
   server: a create or patch beyond that is 422 Invalid (`annotation_rejections` lists the
@@ -106,6 +107,9 @@ class KubeAPIServer(kmock.KubernetesEmulator):
     # Emulated controllers (`changed(server, resource, old, new)` after every create and update,
     # under the lock): what a cluster does beside the API server, e.g. `kube_controllers.JobController`.
     controllers: list = attrs.field(factory=list)
+    # Admission: `check(resource, body) -> refusal message | None` for every create through the
+    # API; a refusal is 403 Forbidden, as a validating webhook's denial (or an admission plugin's).
+    admission: list = attrs.field(factory=list)
     _rv: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -178,6 +182,10 @@ class KubeAPIServer(kmock.KubernetesEmulator):
             # Kueue's mutating webhook creates every Job that names a queue suspended; Kueue
             # unsuspends it on admission (tests play that part).
             body.setdefault("spec", {})["suspend"] = True
+        for check in self.admission:
+            refusal = check(request.resource, body)
+            if refusal:
+                raise _error(403, "Forbidden", refusal)
         async with self._lock:
             body = await self.insert(request.resource, request.namespace, body)
         return aiohttp.web.json_response(body, status=201)

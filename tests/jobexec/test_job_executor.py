@@ -419,3 +419,24 @@ def test_a_pod_that_fits_no_node_warns_and_fails_after_the_deadline(operator, ku
     status = kube.wait_phase("huge-pod", "Failed", timeout=60)["status"]
     assert condition(status, "Succeeded")["reason"] == "Unschedulable"
     assert "Insufficient memory" in status["message"]
+
+
+def test_an_admission_refusal_surfaces_in_status_and_fails_after_the_deadline(operator, kube, jobs, apiserver):
+    """A validating webhook (or OwnerReferencesPermissionEnforcement) answers 403: said at once,
+    retried, and failed after the deadline instead of a silent retry loop."""
+    refusal = 'admission webhook "policy.example.com" denied the request: Jobs need resources.requests'
+    deny_jobs = lambda resource, body: refusal if resource.plural == "jobs" else None  # noqa: E731
+    apiserver.call(lambda server: server.admission.append(deny_jobs))
+    operator(**JOB_MODE, job_pod_start_timeout_seconds=4)
+    create(kube, "denied", spec(retryStrategy={"limit": 2}))
+
+    held = kube.wait("denied", lambda o: condition(o.get("status") or {}, "Succeeded").get("reason") == "JobForbidden",
+                     timeout=30)["status"]
+    assert held["phase"] == "Pending" and "Jobs need resources.requests" in held["message"]
+    wait_warning(kube, "denied", "JobForbidden")
+
+    status = kube.wait_phase("denied", "Failed", timeout=60)["status"]
+    assert condition(status, "Succeeded")["reason"] == "JobForbidden"
+    assert condition(status, "Stalled")["status"] == "True"
+    assert "policy.example.com" in status["message"]
+    assert jobs.names() == []

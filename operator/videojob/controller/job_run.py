@@ -74,6 +74,7 @@ class KubeJobRun(RunHandle):
         self._waiting_since: float | None = None
         self._next_pod_check = 0.0
         self._start_reported: str | None = None
+        self._forbidden_since: float | None = None  # the API server has refused us (403) since
         self.mirror = JobStatusMirror(
             env.kube, env.events, request.ref, lambda: (self.generation, self.attempt),
             previous=request.previous_status, min_interval=env.min_write_interval,
@@ -136,6 +137,8 @@ class KubeJobRun(RunHandle):
                     if exc.status in (400, 422):  # the API server refuses the Job: the spec must change
                         await self.mirror.failed("JobRejected", f"the API server refused Job {self.job_name}: {api_message(exc)}", stalled=True)
                         return
+                    if exc.status == 403 and await self._forbidden(api_message(exc)):
+                        return
                     log.warning("%s/%s: API error (HTTP %s), retrying in %gs: %s", self.request.namespace,
                                 self.request.name, exc.status, delay, api_message(exc))
                 except Exception as exc:  # a bug must not end supervision silently, nor loop for ever
@@ -151,11 +154,29 @@ class KubeJobRun(RunHandle):
             self.executor.forget_job(self)
             await self.mirror.close()
 
+    async def _forbidden(self, message: str) -> bool:
+        """A 403 (an admission webhook, OwnerReferencesPermissionEnforcement, RBAC): said at once
+        (a Warning Event, the condition reason), retried with backoff (an administrator may fix
+        it), and the run failed after the pod start timeout. True when it has failed."""
+        reason, now = "JobForbidden", time.monotonic()
+        text = f"the API server refused a request for Job {self.job_name}: {message}"
+        if self._forbidden_since is None:
+            self._forbidden_since = now
+            await self.mirror.unreported(reason, text)
+            await self.mirror.held_up(reason, text)
+        timeout = self.env.settings.job_pod_start_timeout_seconds
+        if now - self._forbidden_since < timeout:
+            return False
+        metrics.record_failure("Queued", reason)
+        await self.mirror.failed(reason, f"{text} (for more than {timeout}s, VIDEOJOB_JOB_POD_START_TIMEOUT_SECONDS)", stalled=True)
+        return True
+
     async def _attempts(self) -> None:
         """Attempts until one succeeds, one fails for good, or the retries run out."""
         while True:
             if not await self._start_attempt():
                 return
+            self._forbidden_since = None
             state, reason, message = await self._wait()
             self.finished = True
             log.info("%s/%s: Job %s %s%s", self.request.namespace, self.request.name, self.job_name, state,
