@@ -257,20 +257,54 @@ async def test_a_failure_the_worker_reports_as_permanent_is_not_retried(operator
     assert jobs.names() == ["hostile-g1-a1"]
 
 
-def test_an_image_that_cannot_be_pulled_fails_at_once_and_its_job_is_deleted(operator, kube, jobs):
-    operator(**JOB_MODE)
+def image_waiting(jobs, job, reason, message="Back-off pulling image registry.example/videojob:9.9"):
+    jobs.pod(job, {"phase": "Pending", "containerStatuses": [{
+        "name": "worker", "ready": False, "restartCount": 0, "image": "x", "imageID": "",
+        "state": {"waiting": {"reason": reason, "message": message}}}]})
+
+
+def test_an_image_pull_hiccup_is_waited_out_within_the_budget(operator, kube, jobs):
+    operator(**JOB_MODE, job_pod_start_timeout_seconds=60)
+    create(kube, "hiccup", spec(retryStrategy={"limit": 0}))
+    jobs.wait_for("hiccup-g1-a1")
+    image_waiting(jobs, "hiccup-g1-a1", "ImagePullBackOff")
+    held = kube.wait("hiccup", lambda o: condition(o.get("status") or {}, "Succeeded").get("reason") == "ImagePullError",
+                     timeout=60)["status"]
+    assert held["phase"] == "Pending" and "ImagePullBackOff" in held["message"]
+    wait_warning(kube, "hiccup", "ImagePullError")
+
+    # The registry is back: the kubelet pulls, the pod runs, the Job completes.
+    jobs.core.patch_namespaced_pod_status("hiccup-g1-a1-pod", NAMESPACE, {"status": {
+        "phase": "Running", "containerStatuses": [{"name": "worker", "ready": True, "restartCount": 0, "image": "x",
+                                                    "imageID": "x", "state": {"running": {}}}]}},
+        _content_type="application/merge-patch+json")
+    jobs.finish("hiccup-g1-a1", "Complete")
+    assert kube.wait_phase("hiccup", "Succeeded", "Failed")["status"]["phase"] == "Succeeded"
+    assert jobs.names() == ["hiccup-g1-a1"]
+
+
+def test_an_image_that_never_pulls_fails_after_the_budget_and_its_job_is_deleted(operator, kube, jobs):
+    operator(**JOB_MODE, job_pod_start_timeout_seconds=4)
     create(kube, "pull", spec(retryStrategy=QUICK_RETRY))
     jobs.wait_for("pull-g1-a1")
-    jobs.pod("pull-g1-a1", {"phase": "Pending", "containerStatuses": [{
-        "name": "worker", "ready": False, "restartCount": 0, "image": "x", "imageID": "",
-        "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image registry.example/videojob:9.9"}}}]})
+    image_waiting(jobs, "pull-g1-a1", "ImagePullBackOff")
 
     status = kube.wait_phase("pull", "Failed")["status"]
     assert condition(status, "Succeeded")["reason"] == "ImagePullError"
-    assert condition(status, "Stalled")["status"] == "True"
+    assert condition(status, "Stalled")["status"] == "True"  # not retried: a new Job pulls the same image
     assert "ImagePullBackOff" in status["message"]
     jobs.wait_gone("pull-g1-a1")  # the Job would otherwise sit there pulling forever
     assert jobs.names() == []
+
+
+def test_an_invalid_image_name_fails_at_once(operator, kube, jobs):
+    operator(**JOB_MODE)  # the default budget (600 s) is not waited for
+    create(kube, "badname", spec(retryStrategy=QUICK_RETRY))
+    jobs.wait_for("badname-g1-a1")
+    image_waiting(jobs, "badname-g1-a1", "InvalidImageName", 'couldn\'t parse image reference "registry.example/Bad:tag"')
+    status = kube.wait_phase("badname", "Failed", timeout=30)["status"]
+    assert condition(status, "Succeeded")["reason"] == "ImagePullError" and "InvalidImageName" in status["message"]
+    jobs.wait_gone("badname-g1-a1")
 
 
 def test_a_restarted_operator_adopts_the_running_job(operator, kube, jobs):

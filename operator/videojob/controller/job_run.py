@@ -27,7 +27,7 @@ from videojob.controller.executor import RunEnvironment, RunHandle, RunRequest
 from videojob.controller.job_client import JobsClient, api_message
 from videojob.controller.job_mirror import JobStatusMirror
 from videojob.controller.jobspec import QUEUE_LABEL, attempt_verdict, build_job, job_name, job_outcome
-from videojob.controller.pod_start import pod_started, start_problem
+from videojob.controller.pod_start import pod_started, pull_retrying, start_problem
 
 if TYPE_CHECKING:
     from videojob.controller.job_executor import JobExecutor
@@ -258,6 +258,8 @@ class KubeJobRun(RunHandle):
             if state == "failed" and reason not in POD_REASONS:
                 # The Job's condition is generic: its pod may say more (OOMKilled, Evicted).
                 state, reason, message = job_outcome(self._job or {}, await self.jobs.job_pods(ns, name))
+            if reason == "ImagePullError" and pull_retrying(list(self._pods.values())):
+                state = "running"  # the kubelet retries the pull; the pod start budget applies
             if state != "running":
                 return state, reason, message
             stuck = await self._pod_not_starting()
