@@ -11,35 +11,31 @@ import asyncio
 import logging
 import shutil
 import uuid
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 from videojob.api.manifest import InvalidVideoJob
-from videojob.api.models import VideoJob
+from videojob.api.models import Phase, UploadState, VideoJob, VideoJobStatus
 from videojob.config import ConfigError, Settings
-from videojob.pipeline import llm as llm_mod
-from videojob.pipeline.context import PipelineContext, StageGate, _open_gate
+from videojob.pipeline.context import PipelineContext, StageGate, open_gate
 from videojob.pipeline.errors import InvalidContent, PipelineError, TransientError
-from videojob.pipeline.graph import build_graph
+from videojob.pipeline.graph import compiled_graph, stages_for
 from videojob.pipeline.progress import Progress, ProgressCallback
 from videojob.pipeline.sandbox import Sandbox, SandboxLimits
 from videojob.pipeline.state import VideoGenerationState
 from videojob.pipeline.status import StatusTracker
+from videojob.storage.aws_config import load_aws_config
 from videojob.storage.local import LocalPublisher, LocalVersionStore
 from videojob.storage.records import Publisher, UploadProgressCallback
 
+if TYPE_CHECKING:
+    from videojob.pipeline.llm import ChatLLM
+
 log = logging.getLogger(__name__)
 
-_GRAPH = None
-_UNSET: Any = object()
-
-
-def graph():
-    global _GRAPH
-    if _GRAPH is None:
-        _GRAPH = build_graph()
-    return _GRAPH
+_UNSET: Any = object()  # `llm` not given: resolve spec.llm / VIDEOJOB_LLM_MODEL
 
 
 @dataclass
@@ -50,21 +46,23 @@ class RunResult:
 
     @property
     def succeeded(self) -> bool:
-        return self.error is None and self.tracker.status.phase == "Succeeded"
+        return self.error is None and self.tracker.status.phase == Phase.Succeeded
 
     @property
-    def status(self):
+    def status(self) -> VideoJobStatus:
         return self.tracker.status
 
 
-def make_publisher(settings: Settings, store_root: Path) -> Publisher:
-    """The local store, or the AWS publisher when AWS_S3_VIDEO_BUCKET is set."""
+def make_publisher(store_root: Path) -> Publisher:
+    """The local store, or the AWS publisher when AWS_S3_VIDEO_BUCKET is set (boto3 is imported
+    only then). Raises ConfigError naming the variable when an AWS_* value is invalid."""
     store = LocalVersionStore(store_root)
-    try:
-        from videojob.agents.publisher import aws_publisher_from_env
-    except ImportError:
+    config = load_aws_config()
+    if not config.enabled:
         return LocalPublisher(store)
-    return aws_publisher_from_env(store) or LocalPublisher(store)
+    from videojob.storage.aws_publisher import AWSPublisher
+
+    return AWSPublisher(store, config)
 
 
 def check_runnable(job: VideoJob, llm: Any) -> None:
@@ -93,6 +91,91 @@ def initial_state(job: VideoJob, quality: str | None = None) -> VideoGenerationS
     )
 
 
+@dataclass
+class RunInputs:
+    """What a run needs besides the job, resolved before any work starts."""
+
+    llm: ChatLLM | None
+    publisher: Publisher
+
+
+def resolve_inputs(
+    job: VideoJob, settings: Settings, store_root: Path, cache_dir: Path, llm: Any,
+    credentials: dict[str, str] | None, publisher: Publisher | None,
+) -> RunInputs:
+    """The job's model (with the answer cache beside the render cache) and publisher.
+    Raises InvalidVideoJob, PipelineError or ConfigError."""
+    spec = job.spec
+    wants_model = spec.source == "prompt" or spec.editing is not None or bool(spec.llm and spec.llm.model)
+    if llm is _UNSET and not wants_model:
+        llm = None  # the operator's default model is not even built for jobs that need none
+    chat = None
+    if llm is not None:
+        from videojob.pipeline import llm as llm_mod  # the LLM stack loads only for jobs that use it
+
+        if llm is _UNSET:
+            llm = llm_mod.resolve_model(spec.llm, settings.llm_model, credentials)
+        chat = llm_mod.prepare(llm, llm_mod.model_name(spec.llm, settings.llm_model), cache_dir.parent / "llm")
+    check_runnable(job, chat)
+    return RunInputs(chat, publisher or make_publisher(store_root))
+
+
+def refusal(exc: Exception) -> PipelineError:
+    """The error a run reports when it cannot start (spec, model or AWS settings are wrong)."""
+    if isinstance(exc, PipelineError):
+        return exc
+    if isinstance(exc, ConfigError):
+        # Not the spec's fault: the operator's AWS_* settings are wrong. Stalled until fixed.
+        return PipelineError(f"invalid configuration: {exc}", reason="InvalidConfiguration")
+    return InvalidContent(str(exc), reason="InvalidSpec")
+
+
+@asynccontextmanager
+async def run_directory(store_root: Path) -> AsyncIterator[Path]:
+    """Scratch for one run under `{store_root}/.work`, removed afterwards."""
+    run_dir = store_root / ".work" / uuid.uuid4().hex[:12]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        yield run_dir
+    finally:
+        await asyncio.to_thread(shutil.rmtree, run_dir, True)
+
+
+@contextmanager
+def render_sandbox(store_root: Path, settings: Settings, given: Sandbox | None) -> Iterator[Sandbox]:
+    """The caller's sandbox (an operator shares one), or one of our own for this run."""
+    if given is not None:
+        yield given
+        return
+    own = Sandbox(store_root / ".work", SandboxLimits(memory_mb=settings.render_memory_mb, max_output_mb=settings.render_max_output_mb))
+    try:
+        yield own
+    finally:
+        own.close()
+
+
+async def drive(ctx: PipelineContext, state: VideoGenerationState, tracker: StatusTracker) -> VideoGenerationState:
+    """Stream the graph to its end, folding each node's update into the tracker."""
+    final: dict[str, Any] | VideoGenerationState = state
+    async for mode, chunk in compiled_graph().astream(
+        state, context=ctx, stream_mode=["updates", "values"], config={"recursion_limit": 100}
+    ):
+        if mode == "updates":
+            for update in chunk.values():
+                if update:
+                    tracker.apply_update(update)
+        else:
+            final = chunk
+    return VideoGenerationState.model_validate(final)
+
+
+def success_message(state: VideoGenerationState) -> str:
+    message = f"version {state.version} ready: {state.outputs.video_uri if state.outputs else None}"
+    if state.upload_status == UploadState.failed_graceful:
+        message += " (upload failed; kept locally)"
+    return message
+
+
 async def run_videojob(
     job: VideoJob,
     *,
@@ -104,85 +187,66 @@ async def run_videojob(
     credentials: dict[str, str] | None = None,
     callbacks: list[ProgressCallback] | None = None,
     upload_callbacks: list[UploadProgressCallback] | None = None,
-    before_stage: StageGate = _open_gate,
+    before_stage: StageGate = open_gate,
     publisher: Publisher | None = None,
     sandbox: Sandbox | None = None,
     tracker: StatusTracker | None = None,
 ) -> RunResult:
-    """Run the pipeline for `job` to the end. Cancel the task to stop it (children are killed)."""
+    """Run the pipeline for `job` to the end. Cancel the task to stop it (children are killed).
+
+    `llm` is a LangChain chat model or `ChatLLM` (default: built from spec.llm / settings), None
+    for no model; `tracker` continues a status the caller already reports (else a new one)."""
     tracker = tracker or StatusTracker(job.metadata.generation)
-    if tracker.status.phase not in ("Running",):
+    if tracker.status.phase != Phase.Running:
         tracker.started()
-    try:
-        if llm is _UNSET:
-            llm = llm_mod.resolve_model(job.spec.llm, settings.llm_model, credentials)
-        check_runnable(job, llm)
-        publisher = publisher or make_publisher(settings, Path(store_root))
-    except (InvalidVideoJob, PipelineError) as exc:
-        error = exc if isinstance(exc, PipelineError) else InvalidContent(str(exc), reason="InvalidSpec")
-        tracker.failed(error.reason, error.message, stalled=True)
-        return RunResult(tracker, error=error)
-    except ConfigError as exc:
-        # Not the spec's fault: the operator's AWS_* settings are wrong. Stalled until fixed.
-        error = PipelineError(f"invalid configuration: {exc}", reason="InvalidConfiguration")
-        tracker.failed(error.reason, error.message, stalled=True)
-        return RunResult(tracker, error=error)
-
+    tracker.expect_stages(stages_for(job))
     store_root = Path(store_root)
-    run_dir = store_root / ".work" / uuid.uuid4().hex[:12]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    own_sandbox = sandbox is None
-    sandbox = sandbox or Sandbox(
-        store_root / ".work", SandboxLimits(memory_mb=settings.render_memory_mb, max_output_mb=settings.render_max_output_mb)
-    )
-    limits = SandboxLimits(
-        timeout_seconds=job.spec.render.scene_timeout_seconds,
-        memory_mb=settings.render_memory_mb,
-        max_output_mb=settings.render_max_output_mb,
-    )
-
-    def on_event(event):
-        tracker.apply(event)
-
-    progress = Progress([on_event, *(callbacks or [])])
-    ctx = PipelineContext(
-        job=job,
-        workdir=run_dir,
-        cache_dir=Path(cache_dir) if cache_dir else store_root / ".cache" / "renders",
-        sandbox=sandbox,
-        publisher=publisher,
-        progress=progress,
-        limits=limits,
-        scene_parallelism=settings.scene_parallelism,
-        render_cache_bytes=settings.render_cache_mb * 1024 * 1024,
-        llm=llm,
-        llm_model_name=llm_mod.model_name(job.spec.llm, settings.llm_model),
-        repair_memory=settings.repair_memory,
-        before_stage=before_stage,
-        upload_callbacks=list(upload_callbacks or []),
-    )
-    state = initial_state(job, quality)
-    final: dict[str, Any] = state.model_dump()
+    cache_dir = Path(cache_dir) if cache_dir else store_root / ".cache" / "renders"
     try:
-        async for mode, chunk in graph().astream(
-            state, context=ctx, stream_mode=["updates", "values"], config={"recursion_limit": 100}
-        ):
-            if mode == "updates":
-                for update in chunk.values():
-                    if update:
-                        if "record" in update:
-                            update = {**update, "record_table": ctx.publisher.describe().get("table")}
-                        tracker.apply_update(update)
-            else:
-                final = chunk if isinstance(chunk, dict) else chunk.model_dump()
-        result_state = VideoGenerationState.model_validate(final)
-        message = f"version {result_state.version} ready: {result_state.outputs.get('videoURI')}"
-        if result_state.upload_status == "failed_graceful":
-            message += " (upload failed; kept locally)"
-        tracker.succeeded(message)
-        return RunResult(tracker, state=result_state)
+        inputs = resolve_inputs(job, settings, store_root, cache_dir, llm, credentials, publisher)
+    except (InvalidVideoJob, PipelineError, ConfigError) as exc:
+        error = refusal(exc)
+        tracker.failed(error.reason, error.message, stalled=True)
+        return RunResult(tracker, error=error)
+
+    progress = Progress([tracker.apply, *(callbacks or [])])
+    async with run_directory(store_root) as run_dir:
+        with render_sandbox(store_root, settings, sandbox) as run_sandbox:
+            ctx = PipelineContext(
+                job=job,
+                workdir=run_dir,
+                cache_dir=cache_dir,
+                sandbox=run_sandbox,
+                publisher=inputs.publisher,
+                progress=progress,
+                llm=inputs.llm,
+                before_stage=before_stage,
+                upload_callbacks=list(upload_callbacks or []),
+                **tuning(job, settings),
+            )
+            return await execute(ctx, initial_state(job, quality), tracker)
+
+
+def tuning(job: VideoJob, settings: Settings) -> dict[str, Any]:
+    """The PipelineContext fields that come from settings: limits, parallelism, cache size."""
+    return {
+        "limits": SandboxLimits(
+            timeout_seconds=job.spec.render.scene_timeout_seconds,
+            memory_mb=settings.render_memory_mb,
+            max_output_mb=settings.render_max_output_mb,
+        ),
+        "scene_parallelism": settings.scene_parallelism,
+        "render_cache_bytes": settings.render_cache_mb * 1024 * 1024,
+        "repair_memory": settings.repair_memory,
+    }
+
+
+async def execute(ctx: PipelineContext, state: VideoGenerationState, tracker: StatusTracker) -> RunResult:
+    """Run the graph and report how it ended into `tracker`."""
+    try:
+        final = await drive(ctx, state, tracker)
     except PipelineError as exc:
-        tracker.apply_update({"usage": ctx.usage})
+        tracker.count_usage(ctx.usage)  # calls of the failed stage count too
         tracker.failed(exc.reason, exc.message, stalled=exc.permanent)
         return RunResult(tracker, error=exc)
     except (OSError, RuntimeError, ValueError) as exc:
@@ -191,7 +255,5 @@ async def run_videojob(
         error = TransientError(f"internal error: {type(exc).__name__}: {exc}", reason="InternalError")
         tracker.failed(error.reason, error.message, stalled=False)
         return RunResult(tracker, error=error)
-    finally:
-        if own_sandbox:
-            sandbox.close()
-        await asyncio.to_thread(shutil.rmtree, run_dir, True)
+    tracker.succeeded(success_message(final))
+    return RunResult(tracker, state=final)

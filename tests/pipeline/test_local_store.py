@@ -22,7 +22,7 @@ def artifacts(tmp_path: Path, uid: str | None = None, generation: int | None = N
 
 async def publish(publisher: LocalPublisher, arts: Artifacts):
     outcome = await publisher.upload(arts)
-    return await publisher.record(arts, outcome)
+    return (await publisher.record(arts, outcome)).record
 
 
 async def test_versions_count_up_and_are_complete(tmp_path):

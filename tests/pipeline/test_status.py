@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from videojob.api.models import Stage, VideoJobStatus
 from videojob.pipeline.progress import ProgressEvent
-from videojob.pipeline.status import StatusTracker
+from videojob.pipeline.status import StatusTracker, run_stages
 
 
 def conditions(tracker):
@@ -52,3 +53,84 @@ def test_transition_time_kept_while_status_unchanged():
     tracker.succeeded("done")  # ...and moves when it changes
     succeeded = next(c for c in tracker.status.conditions if c.type == "Succeeded")
     assert succeeded.status == "True" and succeeded.last_transition_time != "2000-01-01T00:00:00Z"
+
+
+def test_a_run_lists_its_stages_in_order_and_narrating_only_when_asked():
+    assert [s.name for s in StatusTracker(generation=1).status.stages] == [
+        "Planning", "GeneratingCode", "Rendering", "Combining", "Uploading", "Recording",
+    ]
+    assert run_stages(Stage.Narrating)[:3] == [Stage.Planning, Stage.Narrating, Stage.GeneratingCode]
+    tracker = StatusTracker(generation=1)
+    tracker.apply(ProgressEvent("stage_started", "Planning", 0, 5))
+    tracker.expect_stages(run_stages(Stage.Narrating))
+    planning = tracker.status.stages[0]
+    assert [s.name for s in tracker.status.stages][:2] == ["Planning", "Narrating"] and planning.phase == "Running"
+
+
+def test_phases_are_plain_strings_everywhere():
+    tracker = StatusTracker(generation=1)
+    tracker.started()
+    assert type(tracker.status.phase) is str and f"{tracker.status.phase}" == "Running"
+    assert tracker.as_dict()["phase"] == "Running"
+
+
+def test_retrying_goes_back_to_the_queue_and_is_not_finished():
+    tracker = StatusTracker(generation=1)
+    tracker.started()
+    tracker.failed("TransientError", "S3 down", stalled=False)
+    tracker.retrying("TransientError", "S3 down; retry 1/3 in 10s", attempt=2)
+    status = tracker.as_dict()
+    assert (status["phase"], status["currentStage"], status["attempt"]) == ("Pending", "Queued", 2)
+    assert "completionTime" not in status
+    assert conditions(tracker)["Succeeded"][0] == "Unknown" and conditions(tracker)["Reconciling"][0] == "True"
+
+
+def test_awaiting_input_is_not_finished():
+    tracker = StatusTracker(generation=1)
+    tracker.failed("RenderFailed", "scene 1 failed")
+    tracker.awaiting_input("RenderFailed", "fix the code")
+    status = tracker.as_dict()
+    assert status["phase"] == "AwaitingInput" and "completionTime" not in status
+
+
+def test_a_failed_run_stops_the_stages_still_running():
+    tracker = StatusTracker(generation=1)
+    tracker.started()
+    tracker.apply(ProgressEvent("stage_started", "Rendering", 3, 6))
+    tracker.failed("DeadlineExceeded", "spec.activeDeadlineSeconds (60s) exceeded", stopped="deadline exceeded")
+    rendering = next(s for s in tracker.status.stages if s.name == "Rendering")
+    assert rendering.phase == "Failed" and rendering.message == "stopped: deadline exceeded" and rendering.finished_at
+
+
+def test_a_rejected_spec_has_no_stages():
+    tracker = StatusTracker(generation=2)
+    tracker.rejected("InvalidSpec", "invalid spec: spec.topic: field required")
+    status = tracker.as_dict()
+    assert status["phase"] == "Failed" and status["stages"] == []
+    assert conditions(tracker)["Stalled"] == ("True", "InvalidSpec")
+
+
+def test_a_new_process_resumes_the_run_it_takes_over():
+    before = StatusTracker(generation=3, attempt=2)
+    before.started()
+    before.apply(ProgressEvent("stage_started", "Rendering", 3, 6, "rendering"))
+    stored = VideoJobStatus.model_validate(before.as_dict())
+
+    resumed = StatusTracker.resuming(stored, generation=3)
+    assert resumed.status.start_time == stored.start_time and resumed.status.attempt == 2
+    assert resumed.status.phase == "Running" and resumed.status.message == "rendering"
+    assert all(s.phase == "Pending" for s in resumed.status.stages)  # the stages run again
+
+    continued = StatusTracker.continuing(stored, generation=4, attempt=3)
+    assert continued.status.observed_generation == 4 and continued.status.attempt == 3
+    assert next(s for s in continued.status.stages if s.name == "Rendering").phase == "Running"
+
+
+def test_observing_a_new_generation_and_restarting_the_deadline_clock():
+    tracker = StatusTracker(generation=1)
+    tracker.started()
+    tracker.observe_generation(2)
+    tracker.restart_clock()
+    assert tracker.status.observed_generation == 2 and tracker.status.start_time is None
+    tracker.started()
+    assert tracker.status.start_time is not None

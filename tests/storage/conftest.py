@@ -75,7 +75,7 @@ def make_service(aws_env):
     from videojob.storage.aws_service import AWSIntegrationService
 
     async def make(create: bool = True, **overrides) -> AWSIntegrationService:
-        service = AWSIntegrationService(load_aws_config(**overrides), initial_retry_delay=0.05)
+        service = AWSIntegrationService(load_aws_config(**overrides))
         if create:
             await service.ensure_resources()
         return service

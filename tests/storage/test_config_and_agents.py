@@ -105,6 +105,7 @@ async def test_code_agent_uploads_and_downloads_for_editing(tmp_path, make_servi
     editing = VideoGenerationState(project_id="demo", video_id="clip", editing_existing_video=True, current_version=1)
     scenes = (await agent.execute(editing))["scenes"]
     assert [s.previous_code for s in scenes] == ["# a\n"]
+    assert [s.class_name for s in scenes] == ["Scene01"]  # the same class names the pipeline gives
     status = agent.get_code_management_status(editing)
     assert status["editing_existing_video"] and status["current_version"] == 1
 

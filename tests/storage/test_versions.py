@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from videojob.agents.publisher import AWSPublisher
+from videojob.storage.aws_publisher import AWSPublisher
 from videojob.storage import dynamo
 from videojob.storage.local import LocalVersionStore
 
@@ -23,7 +23,7 @@ def items(client, table, key="demo/fourier"):
 
 async def publish(publisher, art):
     outcome = await publisher.upload(art)
-    return outcome, await publisher.record(art, outcome)
+    return outcome, (await publisher.record(art, outcome)).record
 
 
 async def test_two_threads_never_get_the_same_version(make_service, aws_env):

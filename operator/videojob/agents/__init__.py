@@ -1,7 +1,10 @@
-"""The seed's enhanced agents over the pipeline and storage, and the AWS publisher built from them.
+"""The seed's enhanced agents: its public API, as a façade over the storage layer.
 
     from videojob.agents import EnhancedRendererAgent, EnhancedCodeGeneratorAgent
+    from videojob.agents import AWSIntegrationService
     from videojob.storage.aws_config import AWSConfig
+
+The pipeline publishes through `videojob.storage` (`aws_publisher.AWSPublisher`), not through these.
 
 Imported lazily so that `import videojob.agents` stays cheap (boto3 loads on first use).
 """
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["EnhancedCodeGeneratorAgent", "EnhancedRendererAgent", "AWSPublisher", "aws_publisher_from_env"]
+__all__ = ["AWSIntegrationService", "EnhancedCodeGeneratorAgent", "EnhancedRendererAgent"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,8 +25,8 @@ def __getattr__(name: str) -> Any:
         from videojob.agents.enhanced_code_generator_agent import EnhancedCodeGeneratorAgent
 
         return EnhancedCodeGeneratorAgent
-    if name in ("AWSPublisher", "aws_publisher_from_env"):
-        from videojob.agents import publisher
+    if name == "AWSIntegrationService":
+        from videojob.storage.aws_service import AWSIntegrationService
 
-        return getattr(publisher, name)
+        return AWSIntegrationService
     raise AttributeError(name)

@@ -1,13 +1,17 @@
-"""What both enhanced agents share: configuration, the AWS service, graceful vs required failures."""
+"""What both enhanced agents share: configuration, the AWS service, graceful vs required failures.
+
+The agents are the seed's API (`agent.execute(state)` returning a state update) over the storage
+layer; the pipeline itself publishes through `videojob.storage` and never goes through them.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from videojob.pipeline.errors import UploadFailed
 from videojob.pipeline.state import AgentConfig
 from videojob.storage.aws_config import AWSConfig
+from videojob.storage.aws_publisher import degrade
 from videojob.storage.aws_service import AWSIntegrationService
 from videojob.storage.retry import AWSError
 
@@ -53,8 +57,4 @@ class AWSAgent:
 
     def _fail(self, what: str, exc: AWSError, required: bool) -> str:
         """Raise UploadFailed when the upload is required; otherwise return the error text."""
-        why = f"{what} failed: {exc}" + ("" if exc.retryable else " (not retryable)")
-        if required:
-            raise UploadFailed(why + "; the upload is required (AWS_REQUIRE_UPLOAD / spec.storage.required)", stage=self.stage)
-        log.warning("%s; continuing with the local copy", why)
-        return why
+        return degrade(what, exc, required=required, stage=self.stage)

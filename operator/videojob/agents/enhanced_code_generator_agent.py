@@ -12,6 +12,7 @@ from typing import Any
 
 from videojob.agents._base import AWSAgent
 from videojob.pipeline.state import SceneState, VideoGenerationState
+from videojob.pipeline.storyboard import scene_class_name
 from videojob.storage import s3
 from videojob.storage.aws_service import CodeBundle
 from videojob.storage.retry import AWSError
@@ -65,7 +66,7 @@ class EnhancedCodeGeneratorAgent(AWSAgent):
         scenes = [
             SceneState(
                 index=i, title=(titles[i] if i < len(titles) and titles[i] else f"Scene {i + 1}"),
-                class_name=f"Scene{i + 1}", previous_code=code,
+                class_name=scene_class_name(i), previous_code=code,
             )
             for i, code in enumerate(bundle.scene_codes)
         ]

@@ -46,8 +46,10 @@ class _Model(BaseModel):
 class _StatusModel(_Model):
     # Status is written by us and read back from the API server, which may add fields from a
     # newer operator version; tolerate them instead of failing to parse our own objects.
+    # Assignments are validated too, so `status.phase = Phase.Running` stores the plain value
+    # "Running" (what metrics labels, logs and comparisons expect), never the enum member.
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="ignore", use_enum_values=True
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", use_enum_values=True, validate_assignment=True
     )
 
 
@@ -237,9 +239,12 @@ class Phase(str, Enum):
     AwaitingInput = "AwaitingInput"
 
 
+# Where a run is (status.currentStage), in the order a run passes through them: the one list of
+# stages. The pipeline's stages are the members between Queued and Done (pipeline/status.py).
 class Stage(str, Enum):
     Queued = "Queued"
     Planning = "Planning"
+    Narrating = "Narrating"
     GeneratingCode = "GeneratingCode"
     Rendering = "Rendering"
     Combining = "Combining"

@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from videojob.pipeline import llm as llm_mod
+from typing import TYPE_CHECKING
+
 from videojob.pipeline.codecheck import scene_classes
 from videojob.pipeline.context import PipelineContext
-from videojob.pipeline.prompts import CODEGEN_PROMPT, EDIT_PROMPT, REPAIR_PROMPT, TOOLS_NOTE
 from videojob.pipeline.state import SceneState, VideoGenerationState
 from videojob.pipeline.storyboard import generate_scene_code
-from videojob.pipeline.tools import CODEGEN_TOOLS
+
+if TYPE_CHECKING:
+    from langchain_core.messages import BaseMessage
 
 
 def needs_llm(state: VideoGenerationState) -> bool:
@@ -48,7 +50,9 @@ def history_text(scene: SceneState, keep: int) -> str:
     return "\n\n".join(parts)
 
 
-def _messages(ctx: PipelineContext, state: VideoGenerationState, scene: SceneState, tools_note: str) -> list:
+def _messages(ctx: PipelineContext, state: VideoGenerationState, scene: SceneState, tools_note: str) -> list[BaseMessage]:
+    from videojob.pipeline.prompts import CODEGEN_PROMPT, EDIT_PROMPT, REPAIR_PROMPT
+
     count = len(state.scenes)
     common = {
         "class_name": scene.class_name, "duration": f"{scene.duration_seconds or 6:g}", "tools_note": tools_note,
@@ -72,9 +76,14 @@ def _messages(ctx: PipelineContext, state: VideoGenerationState, scene: SceneSta
 
 
 async def _llm_code(ctx: PipelineContext, state: VideoGenerationState, scene: SceneState, usage: dict[str, int]) -> str:
-    client = llm_mod.chat_client(ctx, "spec.editing.feedback" if state.editing_existing_video else "spec.prompt")
+    # Imported here: only jobs with a prompt (or editing) pay for the LLM stack.
+    from videojob.pipeline import llm as llm_mod
+    from videojob.pipeline.prompts import TOOLS_NOTE
+    from videojob.pipeline.tools import CODEGEN_TOOLS
+
+    client = llm_mod.require_model(ctx.llm, "spec.editing.feedback" if state.editing_existing_video else "spec.prompt")
     messages = _messages(ctx, state, scene, TOOLS_NOTE)
-    answer = await client.ainvoke_with_tools(messages, CODEGEN_TOOLS, usage=usage, stage="GeneratingCode")
+    answer = await llm_mod.answer_with_tools(client, messages, CODEGEN_TOOLS, usage=usage, stage="GeneratingCode")
     code = llm_mod.extract_code(answer)
     _adopt_class_name(scene, code)
     return code

@@ -14,16 +14,16 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from videojob.api.models import MAX_SCENES
-from videojob.pipeline import llm as llm_mod
+from videojob.api.models import MAX_SCENES, EditingSpec, Storyboard
 from videojob.pipeline.codecheck import check_code, scene_classes
 from videojob.pipeline.context import PipelineContext
 from videojob.pipeline.errors import InvalidContent
-from videojob.pipeline.prompts import PLAN_PROMPT, PLAN_REPAIR_PROMPT
 from videojob.pipeline.state import SceneState, VideoGenerationState
 from videojob.pipeline.storyboard import scene_class_name
 
 log = logging.getLogger(__name__)
+
+Update = dict[str, Any]  # a partial VideoGenerationState
 
 
 class PlannedScene(BaseModel):
@@ -54,10 +54,13 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:500]
 
 
-async def plan_from_prompt(ctx: PipelineContext, state: VideoGenerationState, usage: dict[str, int]) -> Plan:
+async def plan_from_prompt(ctx: PipelineContext, usage: dict[str, int]) -> Plan:
     """Ask the model for a plan (`PLAN_PROMPT | model`); when the answer does not parse or
     validate, one repair round shows the model its answer and what was wrong with it."""
-    client = llm_mod.chat_client(ctx, "spec.prompt")
+    from videojob.pipeline import llm as llm_mod  # only jobs with a prompt pay for the LLM stack
+    from videojob.pipeline.prompts import PLAN_PROMPT, PLAN_REPAIR_PROMPT
+
+    client = llm_mod.require_model(ctx.llm, "spec.prompt")
     spec = ctx.job.spec
     values = {
         "topic": spec.topic,
@@ -81,56 +84,81 @@ async def plan_from_prompt(ctx: PipelineContext, state: VideoGenerationState, us
             ) from None
 
 
-async def plan_scenes(ctx: PipelineContext, state: VideoGenerationState) -> dict[str, Any]:
-    spec = ctx.job.spec
-    usage = ctx.usage  # counts every call, even those of a node that then fails
-    update: dict[str, Any] = {}
-    if spec.editing is not None:
-        llm_mod.require_model(ctx.llm, "spec.editing.feedback")
-        previous = await ctx.publisher.previous_version(state.project_id, state.video_id, spec.editing.from_version)
-        if previous is None:
-            which = f"version {spec.editing.from_version}" if spec.editing.from_version else "a previous version"
-            raise InvalidContent(f"spec.editing: there is no {which} of {state.project_id}/{state.video_id} to edit", stage="Planning")
-        titles = [s.get("title") for s in (previous.plan or {}).get("scenes", [])]
-        scenes = []
-        for i, code in enumerate(previous.scene_codes):
-            names = scene_classes(code) or [scene_class_name(i)]
-            title = titles[i] if i < len(titles) and titles[i] else names[0]
-            scenes.append(SceneState(index=i, title=title, class_name=names[0], previous_code=code))
-        update.update(
-            scenes=scenes, plan=previous.plan, editing_existing_video=True, current_version=previous.version,
-            feedback=spec.editing.feedback,
-        )
-    elif spec.source == "code":
-        try:
-            names = scene_classes(spec.code)
-        except SyntaxError as exc:
-            raise InvalidContent(f"spec.code: syntax error at line {exc.lineno}: {exc.msg}", stage="Planning") from None
-        if not names:
-            raise InvalidContent("spec.code: defines no Scene subclass (class MyScene(Scene): ...)", stage="Planning")
-        violations = check_code(spec.code)
-        if violations:
-            raise InvalidContent("spec.code: " + "; ".join(map(str, violations)), stage="Planning")
-        update["scenes"] = [SceneState(index=i, title=name, class_name=name) for i, name in enumerate(names)]
-    elif spec.source == "storyboard":
-        update["scenes"] = [
+async def _plan_edit(ctx: PipelineContext, state: VideoGenerationState, editing: EditingSpec) -> Update:
+    """The scenes of the version being edited, each with its code to change."""
+    from videojob.pipeline.llm import require_model
+
+    require_model(ctx.llm, "spec.editing.feedback")
+    previous = await ctx.publisher.previous_version(state.project_id, state.video_id, editing.from_version)
+    if previous is None:
+        which = f"version {editing.from_version}" if editing.from_version else "a previous version"
+        raise InvalidContent(f"spec.editing: there is no {which} of {state.project_id}/{state.video_id} to edit", stage="Planning")
+    titles = [s.get("title") for s in (previous.plan or {}).get("scenes", [])]
+    scenes = []
+    for i, code in enumerate(previous.scene_codes):
+        names = scene_classes(code) or [scene_class_name(i)]
+        title = titles[i] if i < len(titles) and titles[i] else names[0]
+        scenes.append(SceneState(index=i, title=title, class_name=names[0], previous_code=code))
+    return {
+        "scenes": scenes, "plan": previous.plan, "editing_existing_video": True, "current_version": previous.version,
+        "feedback": editing.feedback,
+    }
+
+
+def _plan_code(code: str) -> Update:
+    """One scene per top-level Scene class of the user's code, after the static check."""
+    try:
+        names = scene_classes(code)
+    except SyntaxError as exc:
+        raise InvalidContent(f"spec.code: syntax error at line {exc.lineno}: {exc.msg}", stage="Planning") from None
+    if not names:
+        raise InvalidContent("spec.code: defines no Scene subclass (class MyScene(Scene): ...)", stage="Planning")
+    violations = check_code(code)
+    if violations:
+        raise InvalidContent("spec.code: " + "; ".join(map(str, violations)), stage="Planning")
+    return {"scenes": [SceneState(index=i, title=name, class_name=name) for i, name in enumerate(names)]}
+
+
+def _plan_storyboard(storyboard: Storyboard) -> Update:
+    return {
+        "scenes": [
             SceneState(
                 index=i, title=s.title, class_name=scene_class_name(i), duration_seconds=s.duration_seconds,
                 narration=s.text, visual_elements=[s.shape] if s.shape != "none" else [],
             )
-            for i, s in enumerate(spec.storyboard.scenes)
+            for i, s in enumerate(storyboard.scenes)
         ]
+    }
+
+
+async def _plan_prompt(ctx: PipelineContext, usage: dict[str, int]) -> Update:
+    plan = await plan_from_prompt(ctx, usage)
+    scenes = [
+        SceneState(
+            index=i, title=p.title, class_name=scene_class_name(i), goal=p.goal, narration=p.narration,
+            visual_elements=p.visual_elements, duration_seconds=p.duration_seconds,
+        )
+        for i, p in enumerate(plan.scenes)
+    ]
+    return {"plan": plan.model_dump(), "scenes": scenes}
+
+
+async def plan_scenes(ctx: PipelineContext, state: VideoGenerationState) -> Update:
+    """The Planning node: the scenes of the video, from the first content source present."""
+    spec = ctx.job.spec
+    usage = ctx.usage  # counts every call, even those of a node that then fails
+    if spec.editing is not None:
+        update = await _plan_edit(ctx, state, spec.editing)
+    elif spec.source == "code":
+        update = _plan_code(spec.code or "")
+    elif spec.source == "storyboard" and spec.storyboard is not None:
+        update = _plan_storyboard(spec.storyboard)
     elif spec.source == "prompt":
-        plan = await plan_from_prompt(ctx, state, usage)
-        update["plan"] = plan.model_dump()
-        update["scenes"] = [
-            SceneState(
-                index=i, title=p.title, class_name=scene_class_name(i), goal=p.goal, narration=p.narration,
-                visual_elements=p.visual_elements, duration_seconds=p.duration_seconds,
-            )
-            for i, p in enumerate(plan.scenes)
-        ]
+        update = await _plan_prompt(ctx, usage)
     else:
         raise InvalidContent("spec: needs one content source: spec.code, spec.storyboard or spec.prompt", stage="Planning")
     update["usage"] = dict(usage)
+    count = len(update["scenes"])
+    ctx.progress.set_scene_count(count)  # now the run knows how many steps it has
+    await ctx.progress.step(f"planned {count} scene(s)")
     return update

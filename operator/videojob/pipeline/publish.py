@@ -1,15 +1,20 @@
-"""The last three stages: combine the scenes, upload (store) the version, record it."""
+"""The last three stages: combine the scenes, upload (store) the version, record it.
+
+`upload` leaves its `UploadOutcome` in the state (`state.stored`); `record` finishes from there.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from pathlib import Path
 from typing import Any
 
+from videojob.api.models import Outputs, UploadState
 from videojob.pipeline.context import PipelineContext
 from videojob.pipeline.media import concat, probe, sha256_of
 from videojob.pipeline.state import VideoGenerationState
-from videojob.storage.records import Artifacts, UploadOutcome
+from videojob.storage.records import Artifacts
 
 
 def combined_code(state: VideoGenerationState, user_code: str | None) -> str:
@@ -66,22 +71,20 @@ def artifacts_of(ctx: PipelineContext, state: VideoGenerationState) -> Artifacts
 
 
 async def upload(ctx: PipelineContext, state: VideoGenerationState) -> dict[str, Any]:
-    artifacts = artifacts_of(ctx, state)
-
     async def on_progress(video_id: str, done: int, total: int, percent: float) -> None:
         await ctx.progress.emit("upload", f"uploading {percent:.0f}%", bytes_done=done, bytes_total=total)
         for callback in ctx.upload_callbacks:
             result = callback(video_id, done, total, percent)
-            if hasattr(result, "__await__"):
+            if inspect.isawaitable(result):
                 await result
 
-    outcome = await ctx.publisher.upload(artifacts, on_progress)
+    outcome = await ctx.publisher.upload(artifacts_of(ctx, state), on_progress)
     message = f"version {outcome.version} stored"
-    if outcome.upload_status == "failed_graceful":
+    if outcome.upload_status == UploadState.failed_graceful:
         message += f"; upload failed, video kept locally: {outcome.error}"
     await ctx.progress.step(message, data={"upload_status": outcome.upload_status})
-    ctx.extra["upload_outcome"] = outcome
     return {
+        "stored": outcome,
         "version": outcome.version,
         "upload_status": outcome.upload_status,
         "code_upload_status": outcome.code_upload_status,
@@ -93,23 +96,21 @@ async def upload(ctx: PipelineContext, state: VideoGenerationState) -> dict[str,
 
 
 async def record(ctx: PipelineContext, state: VideoGenerationState) -> dict[str, Any]:
-    outcome: UploadOutcome = ctx.extra["upload_outcome"]
-    version_record = await ctx.publisher.record(artifacts_of(ctx, state), outcome)
-    record_error = outcome.extra.get("record_error")
+    if state.stored is None:
+        raise RuntimeError("the record stage needs the upload stage's outcome (state.stored)")
+    recorded = await ctx.publisher.record(artifacts_of(ctx, state), state.stored)
+    version = recorded.record
     await ctx.progress.step(
-        f"version {version_record.version} kept locally, not recorded: {record_error}" if record_error
-        else f"version {version_record.version} recorded"
+        f"version {version.version} kept locally, not recorded: {recorded.error}" if recorded.error
+        else f"version {version.version} recorded"
     )
     return {
-        "record_error": record_error,
-        "version": version_record.version,
-        "record": version_record.model_dump(),
-        "outputs": {
-            "videoURI": version_record.video_uri,
-            "codeURI": version_record.code_uri,
-            "sizeBytes": version_record.size_bytes,
-            "durationSeconds": version_record.duration_seconds,
-            "sha256": version_record.sha256,
-            "scenes": version_record.scene_count,
-        },
+        "record_error": recorded.error,
+        "version": version.version,
+        "record": version,
+        "record_table": recorded.table,
+        "outputs": Outputs(
+            video_uri=version.video_uri, code_uri=version.code_uri, size_bytes=version.size_bytes,
+            duration_seconds=version.duration_seconds, sha256=version.sha256, scenes=version.scene_count,
+        ),
     }

@@ -62,7 +62,3 @@ async def render_scenes(ctx: PipelineContext, state: VideoGenerationState) -> di
 def _last_line(error: str | None, limit: int = 600) -> str:
     text = (error or "unknown error").strip()
     return text if len(text) <= limit else "..." + text[-limit:]
-
-
-def route_after_render(state: VideoGenerationState) -> str:
-    return "combine" if all(s.status == "rendered" for s in state.scenes) else "generate_code"

@@ -4,6 +4,9 @@
 current_version, editing_existing_video, upload_status, ...) so code written against the seed's
 enhanced agents keeps working. Everything that is not plain data (the LLM, the sandbox, the store,
 progress callbacks) travels in `PipelineContext` (see `context.py`), not in the state.
+
+Nodes read the state and return a partial update; nothing passes between nodes any other way, so
+the state alone (plain, serializable data) is enough to checkpoint and resume a run.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from videojob.api.models import Outputs
+from videojob.storage.records import UploadOutcome, VersionRecord
 
 SceneStatus = Literal["pending", "coded", "rendered", "failed"]
 Source = Literal["code", "storyboard", "prompt"]
@@ -79,14 +85,18 @@ class VideoGenerationState(BaseModel):
     current_version: int | None = None  # the version being edited, when editing
     editing_existing_video: bool = False
 
-    # Results
+    # Results of Combining
     video_path: str | None = None
     combined_code: str | None = None
     duration_seconds: float | None = None
     size_bytes: int | None = None
     sha256: str | None = None
-    outputs: dict[str, Any] = {}
-    record: dict[str, Any] = {}
+
+    # Results of Uploading (read by Recording) and Recording (status.outputs and status.record)
+    stored: UploadOutcome | None = None
+    record: VersionRecord | None = None
+    record_table: str | None = None  # the DynamoDB table of the record; None when only local
+    outputs: Outputs | None = None
 
     # AWS control and results (seed names)
     enable_aws_upload: bool = True

@@ -69,7 +69,8 @@ class AWSConfig(BaseSettings):
     multipart_threshold: ByteSize = Field(default=ByteSize(32 * MiB), validation_alias=_env("multipart_threshold"))
     chunk_size: ByteSize = Field(default=ByteSize(16 * MiB), validation_alias=_env("chunk_size"))
     max_concurrent_uploads: int = Field(default=8, ge=1, le=64, validation_alias=_env("max_concurrent_uploads"))
-    # Retries after the first attempt, for each HTTP request (botocore) and each operation (tenacity).
+    # Retries after the first attempt of each HTTP request, by botocore (the only AWS retry layer):
+    # a request is tried at most max_retries + 1 times.
     max_retries: int = Field(default=3, ge=0, le=10, validation_alias=_env("max_retries"))
     retry_mode: Literal["standard", "adaptive"] = Field(default="standard", validation_alias=_env("retry_mode"))
 

@@ -1,9 +1,9 @@
 """`AWSIntegrationService`: the one async facade over S3 and DynamoDB (the seed's API).
 
 Every boto3 call runs in a worker thread (`asyncio.to_thread`), so the event loop — the
-operator's, with many jobs on it — never blocks on the network. Every operation goes through
-the retry policy of `videojob.storage.retry` and fails with `AWSError` (which says whether it is
-retryable) after it; nothing else in the code retries AWS calls.
+operator's, with many jobs on it — never blocks on the network. Requests are retried by botocore
+alone (`videojob.storage.retry`); an operation that still fails raises `AWSError` (which says
+whether it is retryable) and counts once in `videojob_aws_errors_total`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from videojob import metrics
 from videojob.storage import dynamo, s3
 from videojob.storage.aws_config import AWSConfig
 from videojob.storage.records import UploadProgressCallback, VersionRecord, video_key
-from videojob.storage.retry import INITIAL_DELAY, AttemptCounter, AWSError, botocore_config, describe_error, operation_retrying
+from videojob.storage.retry import AttemptCounter, AWSError, botocore_config, describe_error, is_retryable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,11 +75,10 @@ class CodeBundle:
 class AWSIntegrationService:
     """S3 uploads and downloads plus DynamoDB versions for one AWSConfig."""
 
-    def __init__(self, config: AWSConfig, *, initial_retry_delay: float = INITIAL_DELAY, session: Any = None):
+    def __init__(self, config: AWSConfig, *, session: boto3.session.Session | None = None):
         if not config.enabled:
             raise ValueError("AWS_S3_VIDEO_BUCKET is not set: AWS is off")
         self.config = config
-        self.initial_retry_delay = initial_retry_delay
         session = session or boto3.session.Session()
         # Custom endpoints (moto, LocalStack, MinIO) rarely resolve bucket subdomains: path style.
         self._s3_style = {"addressing_style": "path"} if _custom_endpoint("s3") else {}
@@ -93,7 +92,6 @@ class AWSIntegrationService:
         self.s3 = s3.S3Store(self.s3_client, config)
         self.table = dynamo.VersionTable(self.dynamodb_client, config.metadata_table_name)
         self._s3_attempts = AttemptCounter(self.s3_client)
-        self._db_attempts = AttemptCounter(self.dynamodb_client)
 
     @property
     def video_bucket(self) -> str:
@@ -103,26 +101,15 @@ class AWSIntegrationService:
     def code_bucket(self) -> str:
         return self.config.code_bucket_name  # type: ignore[return-value]
 
-    # ------------------------------------------------------------------------ retry wrapper
+    # ---------------------------------------------------------------------------- calling
 
-    async def _call(
-        self,
-        service: str,
-        operation: str,
-        fn: Callable[[], T],
-        *,
-        on_retry: Callable[[BaseException], None] | None = None,
-    ) -> T:
-        """Run blocking `fn` in a thread under the operation-level retry policy."""
+    async def _call(self, service: str, operation: str, fn: Callable[[], T]) -> T:
+        """Run blocking `fn` in a thread (botocore retries its requests); AWSError when it fails."""
         try:
-            async for attempt in operation_retrying(
-                service, operation, self.config.max_retries, initial_delay=self.initial_retry_delay, on_retry=on_retry
-            ):
-                with attempt:
-                    return await asyncio.to_thread(fn)
+            return await asyncio.to_thread(fn)
         except _AWS_FAILURES as exc:
+            metrics.record_aws_error(service, operation, is_retryable(exc))
             raise AWSError(service, operation, exc) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
 
     # ------------------------------------------------------------------------------ health
 
@@ -197,24 +184,16 @@ class AWSIntegrationService:
         progress: s3.ObjectProgress | None = None,
         extra: dict[str, Any] | None = None,
     ) -> tuple[s3.StoredObject, int]:
-        retries = 0
+        """The stored object and how many request retries botocore needed for it."""
         before = self._s3_attempts.retries
-
-        def on_retry(_: BaseException) -> None:
-            nonlocal retries
-            retries += 1
-            if progress is not None:
-                progress.restart()
-
         stored = await self._call(
             "s3", "upload_file",
             lambda: self.s3.upload_file(path, bucket, key, content_type=content_type, metadata=metadata, progress=progress, extra=extra),
-            on_retry=on_retry,
         )
         if progress is not None:
             progress.finish()
         metrics.record_upload(target, stored.size, stored.seconds)
-        return stored, retries + (self._s3_attempts.retries - before)
+        return stored, self._s3_attempts.retries - before
 
     async def upload_video_with_metadata(
         self,
@@ -282,19 +261,12 @@ class AWSIntegrationService:
         seconds = 0.0
         for obj_key, data, content_type in objects:
             before = self._s3_attempts.retries
-            tries = 0
-
-            def on_retry(_: BaseException) -> None:
-                nonlocal tries
-                tries += 1
-
             stored = await self._call(
                 "s3", "put_object",
                 lambda k=obj_key, d=data, c=content_type: self.s3.put_bytes(d, self.code_bucket, k, content_type=c, metadata=meta, extra=lock),
-                on_retry=on_retry,
             )
             metrics.record_upload("code", stored.size, stored.seconds)
-            retries += tries + (self._s3_attempts.retries - before)
+            retries += self._s3_attempts.retries - before
             seconds += stored.seconds
         return UploadResult(self.code_bucket, key, len(objects[0][1]), seconds, retries, [o[0] for o in objects])
 
@@ -352,11 +324,6 @@ class AWSIntegrationService:
 
     async def project_versions(self, project_id: str, limit: int = 100) -> list[VersionRecord]:
         return await self._call("dynamodb", "query", lambda: self.table.project_versions(project_id, limit))
-
-    @property
-    def s3_retries(self) -> int:
-        """Request-level retries botocore made on S3 so far (for tests and diagnostics)."""
-        return self._s3_attempts.retries
 
 
 def _custom_endpoint(service: str) -> bool:

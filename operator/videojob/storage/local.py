@@ -14,11 +14,10 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any
-
 from videojob.storage.records import (
     Artifacts,
     PreviousVersion,
+    RecordOutcome,
     UploadOutcome,
     UploadProgressCallback,
     VersionRecord,
@@ -86,25 +85,43 @@ class LocalVersionStore:
 
     # --------------------------------------------------------------------------- writing
 
+    @staticmethod
+    def _is_own(path: Path, artifacts: Artifacts) -> bool:
+        """`path` holds this run's reservation or record (same Kubernetes uid and generation)."""
+        if not artifacts.k8s_uid:
+            return False
+        for name in (RECORD, RESERVATION):
+            meta = path / name
+            if meta.is_file():
+                data = json.loads(meta.read_text())
+                return data.get("k8s_uid") == artifacts.k8s_uid and data.get("k8s_generation") == artifacts.k8s_generation
+        return False
+
     def find_own(self, artifacts: Artifacts) -> tuple[int, Path] | None:
         """The version a restarted run already reserved or published, if any."""
-        if not artifacts.k8s_uid:
-            return None
         for number, path in self._numbers(self.video_dir(artifacts.project_id, artifacts.video_id)).items():
-            for name in (RECORD, RESERVATION):
-                meta = path / name
-                if meta.is_file():
-                    data = json.loads(meta.read_text())
-                    if data.get("k8s_uid") == artifacts.k8s_uid and data.get("k8s_generation") == artifacts.k8s_generation:
-                        return number, path
-                    break
+            if self._is_own(path, artifacts):
+                return number, path
         return None
 
+    def highest_taken(self, artifacts: Artifacts) -> int:
+        """The highest version number other runs hold here (published or reserved), 0 for none."""
+        numbers = self._numbers(self.video_dir(artifacts.project_id, artifacts.video_id))
+        return max((n for n, path in numbers.items() if not self._is_own(path, artifacts)), default=0)
+
     def reserve(self, artifacts: Artifacts, version: int | None = None) -> tuple[int, Path]:
-        """Reserve a version number (or the given one) and return its partial directory."""
+        """Reserve a version number and return its directory: the partial one, or the final one
+        when a restarted run finds its version already published.
+
+        Without `version` the store picks the next free number (or the run's own, on restart).
+        With `version` (chosen by the authoritative store, DynamoDB) exactly that number is used:
+        a leftover local directory with it is stale and is replaced, and an own reservation under
+        another number is dropped."""
         own = self.find_own(artifacts)
-        if own:
+        if own and (version is None or own[0] == version):
             return own
+        if own and own[1].name.startswith("."):
+            shutil.rmtree(own[1], ignore_errors=True)
         base = self.video_dir(artifacts.project_id, artifacts.video_id)
         base.mkdir(parents=True, exist_ok=True)
         number = version or (max(self._numbers(base), default=0) + 1)
@@ -115,13 +132,11 @@ class LocalVersionStore:
                     raise FileExistsError
                 partial.mkdir()
             except FileExistsError:
-                if version is not None:
-                    # The number came from the authoritative store (DynamoDB); a leftover local
-                    # directory with that number is stale and must not block the new version.
+                if version is None:
+                    number += 1
+                else:
                     shutil.rmtree(partial, ignore_errors=True)
                     shutil.rmtree(base / f"v{number}", ignore_errors=True)
-                    continue
-                number += 1
                 continue
             (partial / RESERVATION).write_text(
                 json.dumps({"k8s_uid": artifacts.k8s_uid, "k8s_generation": artifacts.k8s_generation, "version": number})
@@ -170,33 +185,32 @@ class LocalPublisher:
         return await asyncio.to_thread(self.store.load_previous, project_id, video_id, version)
 
     async def upload(self, artifacts: Artifacts, on_progress: UploadProgressCallback | None = None) -> UploadOutcome:
-        def work() -> UploadOutcome:
-            number, path = self.store.reserve(artifacts)
-            already = None
-            if not path.name.startswith("."):
-                already = VersionRecord.model_validate_json((path / RECORD).read_text())
-            else:
-                self.store.write_files(artifacts, path)
-            final = self.store.version_dir(artifacts.project_id, artifacts.video_id, number)
-            return UploadOutcome(
-                version=number,
-                video_uri=(final / f"{artifacts.video_id}.mp4").as_uri(),
-                code_uri=(final / f"{artifacts.video_id}.py").as_uri(),
-                local_dir=path,
-                already_recorded=already,
-            )
+        return await asyncio.to_thread(self.store_version, artifacts)
 
-        return await asyncio.to_thread(work)
+    def store_version(self, artifacts: Artifacts, version: int | None = None) -> UploadOutcome:
+        """Blocking: reserve the version (`version`, or the next free one) and write its files;
+        a restarted run whose version is already published gets that one back, untouched."""
+        number, path = self.store.reserve(artifacts, version)
+        already = None
+        if path.name.startswith("."):
+            self.store.write_files(artifacts, path)
+        else:
+            already = VersionRecord.model_validate_json((path / RECORD).read_text())
+        final = self.store.version_dir(artifacts.project_id, artifacts.video_id, number)
+        return UploadOutcome(
+            version=number,
+            video_uri=(final / f"{artifacts.video_id}.mp4").as_uri(),
+            code_uri=(final / f"{artifacts.video_id}.py").as_uri(),
+            local_dir=path,
+            already_recorded=already,
+        )
 
-    async def record(self, artifacts: Artifacts, upload: UploadOutcome) -> VersionRecord:
+    async def record(self, artifacts: Artifacts, upload: UploadOutcome) -> RecordOutcome:
         if upload.already_recorded:
-            return upload.already_recorded
+            return RecordOutcome(record=upload.already_recorded)
         record = build_record(artifacts, upload)
         await asyncio.to_thread(self.store.commit, upload.local_dir, record)
-        return record
-
-    def describe(self) -> dict[str, Any]:
-        return {"table": None, "store": str(self.store.root)}
+        return RecordOutcome(record=record)
 
 
 def build_record(artifacts: Artifacts, upload: UploadOutcome, status: str = "completed") -> VersionRecord:

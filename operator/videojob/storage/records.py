@@ -6,12 +6,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 
 from pydantic import BaseModel
+
+from videojob.api.models import UploadState
 
 # cb(video_id, bytes_uploaded, total_bytes, percentage) — the seed's progress callback shape.
 UploadProgressCallback = Callable[[str, int, int, float], "Awaitable[None] | None"]
@@ -81,22 +83,33 @@ class PreviousVersion:
     plan: dict[str, Any] | None = None
 
 
-@dataclass
-class UploadOutcome:
-    """Result of the Uploading stage."""
+
+class UploadOutcome(BaseModel):
+    """What the Uploading stage stored, and all that Recording needs to finish the version.
+
+    Plain data: it travels from the `upload` node to the `record` node in the graph state.
+    """
 
     version: int
     video_uri: str
     code_uri: str
-    local_dir: Path
-    upload_status: str = "skipped"  # UploadState values
-    code_upload_status: str = "skipped"
+    local_dir: Path  # the version's directory in the local store (hidden `.vN.partial` until recorded)
+    upload_status: UploadState = UploadState.skipped
+    code_upload_status: UploadState = UploadState.skipped
     bytes_uploaded: int = 0
     total_bytes: int = 0
     error: str | None = None
     retries: int = 0
     already_recorded: VersionRecord | None = None  # a restarted run whose version was already published
-    extra: dict[str, Any] = field(default_factory=dict)
+    remote: bool = False  # the version number came from DynamoDB, so the record goes there too
+
+
+class RecordOutcome(BaseModel):
+    """What the Recording stage wrote: the record, where, and why it is only local if it is."""
+
+    record: VersionRecord
+    table: str | None = None  # the DynamoDB table holding the record; None for the local store
+    error: str | None = None  # the record could not be written to DynamoDB and is kept locally
 
 
 class Publisher(Protocol):
@@ -106,11 +119,8 @@ class Publisher(Protocol):
         """The code of `version` (default: the latest), or None when there is none."""
 
     async def upload(self, artifacts: Artifacts, on_progress: UploadProgressCallback | None = None) -> UploadOutcome:
-        """Choose the version number and store the files. Raises pipeline errors only when the
+        """Choose the version number and store the files. Raises `UploadFailed` only when the
         upload is required; otherwise reports `failed_graceful` in the outcome."""
 
-    async def record(self, artifacts: Artifacts, upload: UploadOutcome) -> VersionRecord:
+    async def record(self, artifacts: Artifacts, upload: UploadOutcome) -> RecordOutcome:
         """Make the version visible: after this it is complete and listed."""
-
-    def describe(self) -> dict[str, Any]:
-        """Where records live, for status.record (e.g. {"table": "VideoMetadata"})."""

@@ -1,25 +1,23 @@
-"""The retry policy for every AWS call, in one place.
+"""The retry policy for every AWS call, in one place: botocore's, and only botocore's.
 
-Two levels, each with its own job and no third anywhere else:
-
-* Each HTTP request: botocore's `standard` (or `adaptive`) retry mode retries throttling
-  (SlowDown, Throttling, ProvisionedThroughputExceeded), 5xx and connection errors, with
-  exponential backoff and a client-wide retry quota. `AWS_MAX_RETRIES` retries per request.
-* Each operation (an upload of one object, a DynamoDB write): `operation_retrying()` re-runs the
-  whole operation when it still failed with a retryable error — the seed's rule: 1 s initial delay,
-  x2 with jitter, `AWS_MAX_RETRIES` retries. This covers what a single request retry cannot, e.g. a
-  multipart upload that s3transfer aborted after one part failed for good.
+Each HTTP request (one PutObject, one multipart part, one DynamoDB write) is retried by
+botocore's `standard` (or `adaptive`) retry mode: throttling (SlowDown, Throttling,
+ProvisionedThroughputExceeded), 5xx and connection errors, with exponential backoff and jitter
+(the seed's rule: about 1 s, then x2) and a client-wide retry quota. `AWS_MAX_RETRIES` is the
+number of retries after the first attempt, so a request is tried at most `AWS_MAX_RETRIES + 1`
+times (4 at the default of 3). Nothing above botocore retries an AWS call again: a failed part
+is retried on its own, never the whole upload, and attempts never multiply. Retries of the whole
+run (spec.retryStrategy) sit on top, for the job, not for the call.
 
 Errors are classified once (`is_retryable`): timeouts, connection errors, 5xx, SlowDown and
 throttling are retryable; AccessDenied, NoSuchBucket, missing tables, validation and client-side
-parameter errors are not, and are never retried.
+parameter errors are not. An operation that fails anyway raises `AWSError`, which says which.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
-from typing import Any, Callable
+from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import (
@@ -32,11 +30,6 @@ from botocore.exceptions import (
     ParamValidationError,
     ReadTimeoutError,
 )
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
-
-from videojob import metrics
-
-log = logging.getLogger(__name__)
 
 RETRYABLE_CODES = frozenset(
     {
@@ -49,9 +42,6 @@ RETRYABLE_CODES = frozenset(
 )
 _RETRYABLE_EXCEPTIONS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError, TimeoutError, ConnectionError)
 _NEVER = (ParamValidationError, NoCredentialsError)
-
-INITIAL_DELAY = 1.0
-MAX_DELAY = 20.0
 
 
 class AWSError(Exception):
@@ -114,7 +104,8 @@ def describe_error(exc: BaseException) -> str:
 
 
 def botocore_config(max_retries: int, mode: str = "standard", **extra: Any) -> Config:
-    """Client config: request-level retries (see module doc), pooled connections for parallel parts."""
+    """Client config: the retry layer (at most `max_retries + 1` attempts per request, see the
+    module doc) and pooled connections for parallel parts."""
     return Config(
         retries={"total_max_attempts": max_retries + 1, "mode": mode},
         max_pool_connections=max(10, extra.pop("pool", 10)),
@@ -125,7 +116,7 @@ def botocore_config(max_retries: int, mode: str = "standard", **extra: Any) -> C
 
 
 class AttemptCounter:
-    """Counts HTTP attempts and API calls of one client; attempts - calls = request-level retries."""
+    """Counts HTTP attempts and API calls of one client; attempts - calls = the retries botocore made."""
 
     def __init__(self, client: Any):
         self._lock = threading.Lock()
@@ -146,36 +137,3 @@ class AttemptCounter:
     def retries(self) -> int:
         with self._lock:
             return self.attempts - self.calls
-
-
-def operation_retrying(
-    service: str,
-    operation: str,
-    max_retries: int,
-    *,
-    initial_delay: float = INITIAL_DELAY,
-    on_retry: Callable[[BaseException], None] | None = None,
-) -> AsyncRetrying:
-    """The operation-level policy: `async for attempt in operation_retrying(...): with attempt: ...`.
-
-    Counts every failed attempt in `videojob_aws_errors_total{service,operation,retryable}`.
-    """
-
-    def count(exc: BaseException) -> bool:
-        retryable = is_retryable(exc)
-        metrics.record_aws_error(service, operation, retryable)
-        return retryable
-
-    def before_sleep(rs: RetryCallState) -> None:
-        exc = rs.outcome.exception() if rs.outcome else None
-        log.warning("%s %s failed (attempt %d), retrying: %s", service, operation, rs.attempt_number, describe_error(exc))
-        if on_retry and exc is not None:
-            on_retry(exc)
-
-    return AsyncRetrying(
-        stop=stop_after_attempt(max_retries + 1),
-        wait=wait_exponential_jitter(initial=initial_delay, exp_base=2, max=MAX_DELAY, jitter=initial_delay),
-        retry=retry_if_exception(count),
-        before_sleep=before_sleep,
-        reraise=True,
-    )

@@ -106,9 +106,9 @@ def object_lock_args(lock: dict[str, Any] | None, now: datetime | None = None) -
 class ObjectProgress:
     """Bytes sent for one object, as s3transfer reports them from its worker threads.
 
-    s3transfer reports negative amounts when botocore rewinds a part to retry it, and a retried
-    operation starts again from zero: `reported` is the high-water mark, never above the total,
-    so what users see only moves forward and ends at exactly 100%.
+    s3transfer reports negative amounts when botocore rewinds a request body to retry it:
+    `reported` is the high-water mark, never above the total, so what users see only moves
+    forward and ends at exactly 100%.
     """
 
     def __init__(self, total: int, sink: Callable[[int, int], None] | None = None):
@@ -118,11 +118,6 @@ class ObjectProgress:
         self._current = 0
         self.reported = 0
         self._last_percent = -1
-
-    def restart(self) -> None:
-        """A new attempt of the whole operation begins (tenacity retry)."""
-        with self._lock:
-            self._current = 0
 
     def __call__(self, nbytes: int) -> None:
         with self._lock:
