@@ -140,7 +140,7 @@ class Controller:
         meta = raw["metadata"]
         previous = raw.get("status") or {}
         tracker = StatusTracker(int(meta.get("generation") or 1))
-        rules.reject(tracker, "InvalidSpec", "invalid spec: " + "; ".join(problem.problems))
+        tracker.rejected("InvalidSpec", "invalid spec: " + "; ".join(problem.problems))
         metrics.record_failure("Validation", "InvalidSpec")
         # Already reported for this generation (the handler ran again): no second Event.
         shown = previous.get("phase") if previous.get("observedGeneration") == meta.get("generation") else None
