@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # Comma-separated Secret names for pulling the worker image from a private registry.
     worker_image_pull_secrets: str = ""
     job_ttl_seconds_after_finished: int = Field(default=3600, ge=0)
+    # More than one operator replica: only the holder of the Lease `videojob-operator` (in
+    # POD_NAMESPACE) handles VideoJobs; the others stand by (controller/leader.py).
+    leader_election: bool = False
     # A worker Job whose pod cannot be created (FailedCreate) or scheduled fails after this long.
     job_pod_start_timeout_seconds: int = Field(default=600, ge=1)
     # JSON object merged under spec.podTemplate: resources, nodeSelector, tolerations, ...

@@ -16,7 +16,8 @@ finalizers, but it does not behave like an API server in the ways an operator de
 - a failed json-patch `test` op (or a bad path) is 422 Unprocessable, not 500.
 - list responses carry `kind`/`apiVersion` and a real `metadata.resourceVersion`
   (kubectl needs `kind` to decode a list).
-- discovery of `v1/namespaces`, `v1/events`, `v1/secrets` and the VideoJob CRD's group
+- discovery of `v1/namespaces`, `v1/events`, `v1/secrets`, `coordination.k8s.io/v1` `leases`
+  (leader election) and the VideoJob CRD's group
   (Kopf waits for `v1/namespaces` even with `-A`).
 - object history is trimmed to the last `history_limit` versions (KMock keeps every version
   of every object, which dominates memory in the 1,000-object benchmark).
@@ -120,6 +121,8 @@ class KubeAPIServer(kmock.KubernetesEmulator):
             kind="Event", singular="event", namespaced=True, verbs=ALL_VERBS, shortnames={"ev"})
         self.resources["v1/secrets"] = kmock.ResourceInfo(
             kind="Secret", singular="secret", namespaced=True, verbs=ALL_VERBS)
+        self.resources["coordination.k8s.io/v1/leases"] = kmock.ResourceInfo(
+            kind="Lease", singular="lease", namespaced=True, verbs=ALL_VERBS)
         if self.crd:
             self.resources[VIDEOJOBS] = kmock.ResourceInfo(
                 kind="VideoJob", singular="videojob", namespaced=True, verbs=ALL_VERBS,

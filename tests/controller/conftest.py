@@ -107,8 +107,11 @@ class OperatorThread:
             self.error = exc
             self.ready.set()
 
-    def start(self) -> "OperatorThread":
+    def start(self, *, wait: bool = True) -> "OperatorThread":
+        """Start; with `wait`, until Kopf is ready (a standby replica never is until it leads)."""
         self._thread.start()
+        if not wait:
+            return self
         if not self.ready.wait(60):
             raise RuntimeError("the operator did not become ready")
         if self.error is not None:
@@ -165,13 +168,14 @@ def operator(apiserver: ServerThread, workdir: Path):
     """`operator(**settings)` starts an operator; all are stopped at teardown."""
     started: list[OperatorThread] = []
 
-    def start(*, namespaces: list[str] | None = None, **overrides: Any) -> OperatorThread:
+    def start(*, namespaces: list[str] | None = None, wait: bool = True, options: dict[str, Any] | None = None,
+              **overrides: Any) -> OperatorThread:
         settings = Settings(**{"workdir": workdir, "max_concurrent_jobs": 2, "scene_parallelism": 1, **overrides})
-        options = OperatorOptions(
+        chosen = OperatorOptions(
             namespaces=[NAMESPACE] if namespaces is None else namespaces,
-            metrics_port=0, liveness_port=free_port(), host="127.0.0.1",
+            metrics_port=0, liveness_port=free_port(), host="127.0.0.1", **(options or {}),
         )
-        op = OperatorThread(settings, options).start()
+        op = OperatorThread(settings, chosen).start(wait=wait)
         started.append(op)
         return op
 

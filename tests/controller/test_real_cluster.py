@@ -3,11 +3,16 @@ does about it. Each behaviour is taught to the emulator (`apiserver.py`) so a re
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
+import urllib.request
+
+import kubernetes
 
 from tests.controller.conftest import NAMESPACE, scene_code
 from tests.helpers import status_writes, wait_until
+from videojob.controller.leader import LeadershipLost
 
 
 def test_a_spec_too_large_for_kopfs_annotation_is_produced_once(operator, kube, apiserver, workdir, caplog):
@@ -31,3 +36,50 @@ def test_a_spec_too_large_for_kopfs_annotation_is_produced_once(operator, kube, 
     assert [w["phase"] for w in writes[first:]] == ["Succeeded"] * (len(writes) - first), "re-run after Succeeded"
     records = [json.loads(p.read_text()) for p in workdir.glob(f"{NAMESPACE}/huge/v*/record.json")]
     assert [r["version"] for r in records] == [1]
+
+
+def lease_holder(kube) -> str | None:
+    try:
+        lease = kubernetes.client.CoordinationV1Api(kube.client).read_namespaced_lease("videojob-operator", NAMESPACE)
+    except kubernetes.client.ApiException:
+        return None
+    return lease.spec.holder_identity if lease.spec else None
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def test_only_the_lease_holder_handles_videojobs_and_a_standby_takes_over(operator, kube):
+    first = operator(leader_election=True, options={"identity": "op-1"})
+    wait_until(lambda: lease_holder(kube) == "op-1", 30, "op-1 holds the Lease")
+    second = operator(leader_election=True, options={"identity": "op-2"}, wait=False)
+    wait_until(lambda: second.controller is not None and answers(second.liveness_url), 30, "the standby answers /healthz")
+
+    kube.create("led", {"topic": "Led", "code": scene_code(1), "render": {"quality": "low"}})
+    assert kube.wait_phase("led", "Succeeded", "Failed")["status"]["phase"] == "Succeeded"
+    assert lease_holder(kube) == "op-1"
+    assert not second.ready.is_set() and len(second.controller.book) == 0  # the standby saw nothing
+
+    first.stop()  # a clean stop hands the Lease back: the standby leads at its next try
+    assert second.ready.wait(30), "the standby did not take over"
+    assert lease_holder(kube) == "op-2"
+    kube.create("after", {"topic": "After", "code": scene_code(1), "render": {"quality": "low"}})
+    assert kube.wait_phase("after", "Succeeded", "Failed")["status"]["phase"] == "Succeeded"
+
+
+def test_a_leader_that_loses_its_lease_stops_handling_videojobs(operator, kube):
+    """A partitioned pod whose Lease another replica took over must not go on running work."""
+    first = operator(leader_election=True, options={"identity": "op-1"})
+    wait_until(lambda: lease_holder(kube) == "op-1", 30, "op-1 holds the Lease")
+    api = kubernetes.client.CoordinationV1Api(kube.client)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    api.patch_namespaced_lease("videojob-operator", NAMESPACE, {"spec": {"holderIdentity": "op-elsewhere", "renewTime": now}},
+                               _content_type="application/merge-patch+json")
+    wait_until(lambda: not first._thread.is_alive(), 30, "op-1 stopping")
+    assert isinstance(first.error, LeadershipLost)
+    assert lease_holder(kube) == "op-elsewhere"  # not taken back, nor released
