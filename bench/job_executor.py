@@ -4,8 +4,8 @@
     .venv/bin/python bench/operator.py --executor job [--jobs 200]        (the same)
 
 Runs `videojob operator -n default` as a child process (so its RSS is its own) against the
-emulated API server of the tests (`tests/controller/apiserver.py`, workloads=True), and plays the rest of the
-cluster itself: nothing runs pods here, so the benchmark acts as the job controller (Job
+emulated API server of the tests (`tests/controller/apiserver.py`, `workloads=True`), and plays
+the rest of the cluster itself: nothing runs pods here, so the benchmark acts as the job controller (Job
 conditions, an evicted pod) and as each worker (the status writes a worker makes).
 
 Job executor (`VIDEOJOB_EXECUTOR=job`), `--jobs` VideoJobs:
@@ -111,8 +111,14 @@ class Cluster:
 
 
 def _add_namespace(server: Any) -> None:
+    """The namespace, with the worker ServiceAccount the chart creates (the emulated Job
+    controller refuses pods whose ServiceAccount does not exist)."""
     server.objects["v1/namespaces", None, NAMESPACE] = {
         "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "uid": "ns", "resourceVersion": "1"},
+    }
+    server.objects["v1/serviceaccounts", NAMESPACE, "videojob-worker"] = {
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "videojob-worker", "namespace": NAMESPACE, "uid": "sa", "resourceVersion": "1"},
     }
 
 

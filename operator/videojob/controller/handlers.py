@@ -109,7 +109,7 @@ class Controller:
             job = self.validate(raw)
         except InvalidVideoJob as exc:
             await self.executor.cancel(meta["uid"])
-            await self._reject(raw, exc)
+            await self._reject(raw, "InvalidSpec", "invalid spec: " + "; ".join(exc.problems))
             return
         content_generation = decisions.content_generation(raw)
         job.metadata.generation = content_generation
@@ -135,13 +135,13 @@ class Controller:
         check_runnable(job, _SOME_MODEL if model_configured else None)
         return job
 
-    async def _reject(self, raw: dict[str, Any], problem: InvalidVideoJob) -> None:
-        """Failed + Stalled with the problems as message, one Warning Event; no retry loop."""
+    async def _reject(self, raw: dict[str, Any], reason: str, message: str) -> None:
+        """Failed + Stalled with `message`, one Warning Event; no retry loop."""
         meta = raw["metadata"]
         previous = raw.get("status") or {}
         tracker = StatusTracker(int(meta.get("generation") or 1))
-        tracker.rejected("InvalidSpec", "invalid spec: " + "; ".join(problem.problems))
-        metrics.record_failure("Validation", "InvalidSpec")
+        tracker.rejected(reason, message)
+        metrics.record_failure("Validation", reason)
         # Already reported for this generation (the handler ran again): no second Event.
         shown = previous.get("phase") if previous.get("observedGeneration") == meta.get("generation") else None
         ref = {"namespace": meta["namespace"], "name": meta["name"], "uid": meta.get("uid")}
