@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 import kubernetes  # noqa: E402
 
-from tests.controller.apiserver import ServerThread  # noqa: E402
+from tests.controller.server_thread import ServerThread  # noqa: E402
 
 NAMESPACE = "default"
 GROUP, VERSION, PLURAL = "videogen.io", "v1alpha1", "videojobs"

@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterator
 import kubernetes
 import pytest
 
-from tests.controller.apiserver import ServerThread
+from tests.controller.server_thread import ServerThread
 from tests.helpers import condition, free_port, status_writes, wait_until  # noqa: F401  (shared helpers)
 from videojob.config import Settings
 from videojob.controller.main import OperatorOptions, run_operator

@@ -4,49 +4,14 @@ plays the job controller and kubelet (KMock has none), and the worker runs in-pr
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 from tests.controller.conftest import NAMESPACE, scene_code, slow_scene_code
-from tests.helpers import condition, sample, status_writes, wait_until
+from tests.helpers import condition, status_writes, wait_until
+from tests.jobexec.conftest import JOB_MODE, QUICK_RETRY, create, runs_done, spec, wait_warning, warnings
 from videojob.config import Settings
 from videojob.controller.kube import KubeClient
 from videojob.controller.worker import EXIT_FAILED, EXIT_NOTHING_TO_DO, EXIT_OK, run_worker
-
-GROUP, VERSION, PLURAL = "videogen.io", "v1alpha1", "videojobs"
-POD_DEFAULTS = {
-    "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
-    "nodeSelector": {"pool": "render"},
-    "tolerations": [{"key": "render", "operator": "Exists", "effect": "NoSchedule"}],
-}
-JOB_MODE = dict(executor="job", worker_image="registry.example/videojob:9.9",
-                job_pod_defaults=json.dumps(POD_DEFAULTS), job_ttl_seconds_after_finished=600)
-QUICK_RETRY = {"limit": 2, "backoff": {"durationSeconds": 0}}
-
-
-def create(kube, name, spec, labels=None):
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "VideoJob",
-            "metadata": {"name": name, "labels": labels or {}}, "spec": spec}
-    return kube.custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
-
-
-def spec(**extra):
-    return {"topic": "Jobs", "code": scene_code(1), "render": {"quality": "low"}, **extra}
-
-
-def runs_done(result):
-    """Runs the operator has seen end (videojob_duration_seconds), in this process."""
-    return sample("videojob_duration_seconds_count", namespace=NAMESPACE, result=result)
-
-
-def warnings(events):
-    return [e["reason"] for e in events if e["type"] == "Warning"]
-
-
-def wait_warning(kube, name, reason):
-    """The Warning Events about `name` once one has `reason` (it is posted after the status write)."""
-    return warnings(kube.wait_events(name, lambda events: reason in warnings(events)))
-
 
 def test_the_job_carries_name_owner_labels_pod_template_and_queue(operator, kube, jobs):
     operator(**JOB_MODE)
@@ -257,56 +222,6 @@ async def test_a_failure_the_worker_reports_as_permanent_is_not_retried(operator
     assert jobs.names() == ["hostile-g1-a1"]
 
 
-def image_waiting(jobs, job, reason, message="Back-off pulling image registry.example/videojob:9.9"):
-    jobs.pod(job, {"phase": "Pending", "containerStatuses": [{
-        "name": "worker", "ready": False, "restartCount": 0, "image": "x", "imageID": "",
-        "state": {"waiting": {"reason": reason, "message": message}}}]})
-
-
-def test_an_image_pull_hiccup_is_waited_out_within_the_budget(operator, kube, jobs):
-    operator(**JOB_MODE, job_pod_start_timeout_seconds=60)
-    create(kube, "hiccup", spec(retryStrategy={"limit": 0}))
-    jobs.wait_for("hiccup-g1-a1")
-    image_waiting(jobs, "hiccup-g1-a1", "ImagePullBackOff")
-    held = kube.wait("hiccup", lambda o: condition(o.get("status") or {}, "Succeeded").get("reason") == "ImagePullError",
-                     timeout=60)["status"]
-    assert held["phase"] == "Pending" and "ImagePullBackOff" in held["message"]
-    wait_warning(kube, "hiccup", "ImagePullError")
-
-    # The registry is back: the kubelet pulls, the pod runs, the Job completes.
-    jobs.core.patch_namespaced_pod_status("hiccup-g1-a1-pod", NAMESPACE, {"status": {
-        "phase": "Running", "containerStatuses": [{"name": "worker", "ready": True, "restartCount": 0, "image": "x",
-                                                    "imageID": "x", "state": {"running": {}}}]}},
-        _content_type="application/merge-patch+json")
-    jobs.finish("hiccup-g1-a1", "Complete")
-    assert kube.wait_phase("hiccup", "Succeeded", "Failed")["status"]["phase"] == "Succeeded"
-    assert jobs.names() == ["hiccup-g1-a1"]
-
-
-def test_an_image_that_never_pulls_fails_after_the_budget_and_its_job_is_deleted(operator, kube, jobs):
-    operator(**JOB_MODE, job_pod_start_timeout_seconds=4)
-    create(kube, "pull", spec(retryStrategy=QUICK_RETRY))
-    jobs.wait_for("pull-g1-a1")
-    image_waiting(jobs, "pull-g1-a1", "ImagePullBackOff")
-
-    status = kube.wait_phase("pull", "Failed")["status"]
-    assert condition(status, "Succeeded")["reason"] == "ImagePullError"
-    assert condition(status, "Stalled")["status"] == "True"  # not retried: a new Job pulls the same image
-    assert "ImagePullBackOff" in status["message"]
-    jobs.wait_gone("pull-g1-a1")  # the Job would otherwise sit there pulling forever
-    assert jobs.names() == []
-
-
-def test_an_invalid_image_name_fails_at_once(operator, kube, jobs):
-    operator(**JOB_MODE)  # the default budget (600 s) is not waited for
-    create(kube, "badname", spec(retryStrategy=QUICK_RETRY))
-    jobs.wait_for("badname-g1-a1")
-    image_waiting(jobs, "badname-g1-a1", "InvalidImageName", 'couldn\'t parse image reference "registry.example/Bad:tag"')
-    status = kube.wait_phase("badname", "Failed", timeout=30)["status"]
-    assert condition(status, "Succeeded")["reason"] == "ImagePullError" and "InvalidImageName" in status["message"]
-    jobs.wait_gone("badname-g1-a1")
-
-
 def test_a_restarted_operator_adopts_the_running_job(operator, kube, jobs):
     first = operator(**JOB_MODE)
     create(kube, "adopted", spec())
@@ -420,57 +335,3 @@ async def test_a_stopping_workers_late_writes_never_undo_the_operators_suspended
     assert [w["phase"] for w in writes[suspended:]] == ["Suspended"] * (len(writes) - suspended)
     status = kube.status("stopping")
     assert status["phase"] == "Suspended" and status["observedGeneration"] == 2
-
-
-def test_a_job_whose_pod_cannot_be_created_warns_at_once_and_fails_after_the_deadline(operator, kube, jobs):
-    """The Job controller refuses the pod (its ServiceAccount does not exist here): the Job alone
-    would say nothing and the VideoJob would sit in Pending."""
-    operator(**JOB_MODE, job_pod_start_timeout_seconds=6)
-    create(kube, "orphan", spec(podTemplate={"serviceAccountName": "not-here"}, retryStrategy={"limit": 0}))
-    jobs.wait_for("orphan-g1-a1")
-
-    held = kube.wait("orphan", lambda o: condition(o.get("status") or {}, "Succeeded").get("reason") == "FailedCreate",
-                     timeout=30)["status"]
-    assert held["phase"] == "Pending"
-    assert 'serviceaccount "not-here" not found' in held["message"]
-    wait_warning(kube, "orphan", "FailedCreate")
-
-    status = kube.wait_phase("orphan", "Failed", timeout=60)["status"]
-    assert condition(status, "Succeeded")["reason"] == "FailedCreate"
-    assert "VIDEOJOB_JOB_POD_START_TIMEOUT_SECONDS" in status["message"]
-    jobs.wait_gone("orphan-g1-a1")  # it would wait for its pod for ever
-
-
-def test_a_pod_that_fits_no_node_warns_and_fails_after_the_deadline(operator, kube, jobs):
-    operator(**JOB_MODE, job_pod_start_timeout_seconds=6)
-    create(kube, "huge-pod", spec(retryStrategy={"limit": 0}))
-    jobs.wait_for("huge-pod-g1-a1")
-    jobs.pod("huge-pod-g1-a1", {"phase": "Pending", "conditions": [{
-        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-        "message": "0/3 nodes are available: 3 Insufficient memory."}]})
-
-    wait_warning(kube, "huge-pod", "Unschedulable")
-    status = kube.wait_phase("huge-pod", "Failed", timeout=60)["status"]
-    assert condition(status, "Succeeded")["reason"] == "Unschedulable"
-    assert "Insufficient memory" in status["message"]
-
-
-def test_an_admission_refusal_surfaces_in_status_and_fails_after_the_deadline(operator, kube, jobs, apiserver):
-    """A validating webhook (or OwnerReferencesPermissionEnforcement) answers 403: said at once,
-    retried, and failed after the deadline instead of a silent retry loop."""
-    refusal = 'admission webhook "policy.example.com" denied the request: Jobs need resources.requests'
-    deny_jobs = lambda resource, body: refusal if resource.plural == "jobs" else None  # noqa: E731
-    apiserver.call(lambda server: server.admission.append(deny_jobs))
-    operator(**JOB_MODE, job_pod_start_timeout_seconds=4)
-    create(kube, "denied", spec(retryStrategy={"limit": 2}))
-
-    held = kube.wait("denied", lambda o: condition(o.get("status") or {}, "Succeeded").get("reason") == "JobForbidden",
-                     timeout=30)["status"]
-    assert held["phase"] == "Pending" and "Jobs need resources.requests" in held["message"]
-    wait_warning(kube, "denied", "JobForbidden")
-
-    status = kube.wait_phase("denied", "Failed", timeout=60)["status"]
-    assert condition(status, "Succeeded")["reason"] == "JobForbidden"
-    assert condition(status, "Stalled")["status"] == "True"
-    assert "policy.example.com" in status["message"]
-    assert jobs.names() == []

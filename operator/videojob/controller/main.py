@@ -101,6 +101,24 @@ def kopf_settings(options: OperatorOptions) -> kopf.OperatorSettings:
     return settings
 
 
+def run_environment(settings: Settings, kube: KubeClient, options: OperatorOptions) -> RunEnvironment:
+    """What every run of this operator shares: the queue's slots, Events, the store, one sandbox."""
+    store_root = Path(settings.workdir)
+    store_root.mkdir(parents=True, exist_ok=True)
+    return RunEnvironment(
+        settings=settings,
+        kube=kube,
+        slots=FairSlots(settings.max_concurrent_jobs),
+        events=EventRecorder(kube),
+        store_root=store_root,
+        min_write_interval=options.status_interval,
+        sandbox=Sandbox(
+            store_root / ".work",
+            SandboxLimits(memory_mb=settings.render_memory_mb, max_output_mb=settings.render_max_output_mb),
+        ),
+    )
+
+
 async def run_operator(
     options: OperatorOptions,
     settings: Settings,
@@ -113,22 +131,8 @@ async def run_operator(
     """Run the operator until `stop_flag` (or a signal, when run in the main thread)."""
     kube = kube or KubeClient.from_environment()
     await asyncio.to_thread(kube.check_crd)
-    store_root = Path(settings.workdir)
-    store_root.mkdir(parents=True, exist_ok=True)
-
     book = JobBook()
-    env = RunEnvironment(
-        settings=settings,
-        kube=kube,
-        slots=FairSlots(settings.max_concurrent_jobs),
-        events=EventRecorder(kube),
-        store_root=store_root,
-        min_write_interval=options.status_interval,
-        sandbox=Sandbox(
-            store_root / ".work",
-            SandboxLimits(memory_mb=settings.render_memory_mb, max_output_mb=settings.render_max_output_mb),
-        ),
-    )
+    env = run_environment(settings, kube, options)
     executor = make_executor(settings, env)
     controller = handlers.Controller(settings, kube, executor, env.events, book)
     registry = kopf.OperatorRegistry()
