@@ -2,10 +2,13 @@
 
 Fixtures:
 - `apiserver`: `tests.controller.apiserver.KubeAPIServer` (a thin `kmock.KubernetesEmulator`
-  subclass) on 127.0.0.1 in its own thread and loop, with a kubeconfig pointing at it.
+  subclass, the one emulator of every operator test) on 127.0.0.1 in its own thread and loop
+  (`server_thread.ServerThread`), with a kubeconfig pointing at it.
 - `operator`: a factory that starts the real operator (`run_operator`, i.e. Kopf with our
   handlers, settings and executor) in its own thread and event loop; stopped at teardown.
-- `kube`: the official kubernetes client (CustomObjectsApi/CoreV1Api) talking to the emulator.
+  `operator(wait=False)` does not wait for Kopf to be ready (a standby replica never is).
+- `kube`: the official kubernetes client (CustomObjectsApi/CoreV1Api) talking to the emulator,
+  with `wait`/`wait_phase`/`wait_events`: tests wait for what they assert (`tests/helpers.py`).
 
 What KMock 0.8 / Kopf 1.45 lacked here, and the workaround (see `apiserver.py` for the code):
 - no resourceVersion, uid, generation, creationTimestamp: Kopf's finalizer json-patch starts with
