@@ -162,7 +162,9 @@ def wait_until(what: str, predicate: Any, timeout: float) -> float:
         if time.monotonic() - start > timeout:
             raise RuntimeError(f"timed out waiting for {what}")
         time.sleep(0.25)
-    return time.monotonic() - start
+    took = time.monotonic() - start
+    print(f"  {what}: {took:.1f}s", file=sys.stderr, flush=True)
+    return took
 
 
 def quiesce(cluster: Cluster, quiet: float = 2.0, timeout: float = 120) -> None:
@@ -251,6 +253,9 @@ def bench_job(workdir: Path, count: int, retry_every: int) -> dict[str, Any]:
         requests = cluster.operator_requests() - base
         jobs = cluster.job_names()
         attempts = count + len(retried)
+    except Exception:
+        print((workdir / "operator-job.log").read_text()[-6000:], file=sys.stderr)  # why, before the tmpdir goes
+        raise
     finally:
         stop_operator(proc)
         cluster.close()

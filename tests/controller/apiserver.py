@@ -27,7 +27,7 @@ finalizers, but it does not behave like an API server in the ways an operator de
   ServiceAccount does not exist). Nothing else runs a Job's pod, sets its conditions or
   garbage-collects by ownerReferences; tests (`tests/jobexec/conftest.py`'s `JobControl`) and
   the benchmark play the job controller and the kubelet with PATCHes on `/status`.
-- field selectors on `metadata.*` and, for Events, `involvedObject.*`.
+- field selectors on `metadata.*` and, for Events, `involvedObject.*`, `reason` and `type`.
 - `admission`: checks run on every create; a refusal is a 403, as from a validating webhook.
 - `kueue=True` emulates Kueue's mutating webhook: a Job naming a queue is created suspended.
 - all annotations of an object share 256 KiB (keys and values, UTF-8 bytes), as on a real API
@@ -63,7 +63,7 @@ VIDEOJOBS = "videogen.io/v1alpha1/videojobs"
 ALL_VERBS = {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 ANNOTATIONS_LIMIT = 256 * 1024  # apimachinery's TotalAnnotationSizeLimitB
-FIELD_SELECTABLE = {"metadata", "involvedObject"}  # fieldSelector paths served (Events: involvedObject.*)
+FIELD_SELECTABLE = {"metadata", "involvedObject", "reason", "type"}  # fieldSelector paths served (Events' too)
 WORKLOADS = {
     "batch/v1/jobs": kmock.ResourceInfo(kind="Job", singular="job", namespaced=True, verbs=ALL_VERBS, subresources={"status"}),
     "v1/pods": kmock.ResourceInfo(kind="Pod", singular="pod", namespaced=True, verbs=ALL_VERBS, subresources={"status"}),

@@ -84,13 +84,19 @@ class JobsClient:
         # Filter here too: the selector is the server's job, but not every server honours it.
         return [p for p in pods if pod_job_name(p) == name]
 
-    async def job_events(self, namespace: str, name: str) -> list[dict[str, Any]]:
-        """Events about the Job (the Job controller's FailedCreate among them), oldest first."""
-        selector = f"involvedObject.kind=Job,involvedObject.name={name}"
+    async def failed_creates(self, namespace: str) -> dict[str, list[dict[str, Any]]]:
+        """The Job controller's FailedCreate Events in `namespace`, by Job name, oldest first: one
+        list for every Job of the namespace (the server filters by kind and reason)."""
+        selector = "involvedObject.kind=Job,reason=FailedCreate"
         found = await asyncio.to_thread(self.core.list_namespaced_event, namespace, field_selector=selector)
-        events = [e for e in self._dict(found).get("items") or []
-                  if (e.get("involvedObject") or {}).get("kind") == "Job" and (e.get("involvedObject") or {}).get("name") == name]
-        return sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+        by_job: dict[str, list[dict[str, Any]]] = {}
+        for event in self._dict(found).get("items") or []:
+            about = event.get("involvedObject") or {}
+            if about.get("kind") == "Job" and event.get("reason") == "FailedCreate":  # not every server filters
+                by_job.setdefault(about.get("name") or "", []).append(event)
+        for events in by_job.values():
+            events.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+        return by_job
 
 
 def api_message(exc: ApiException) -> str:

@@ -296,7 +296,7 @@ class KubeJobRun(RunHandle):
             return None
         self._next_pod_check = now + self._pod_check_interval
         ns, name = self.request.namespace, self.job_name or ""
-        problem = start_problem(pods, await self.jobs.job_events(ns, name))
+        problem = start_problem(pods, await self.executor.job_events(ns, name, max_age=self._pod_check_interval))
         if problem is None:
             return None
         reason, message = problem
