@@ -2,8 +2,8 @@
 # The VideoJob operator image: `videojob operator` by default; the Job executor runs the same image
 # as `videojob worker ...`. Nothing is downloaded at run time (fonts, Manim, codecs are all inside).
 #
-#   docker build -t videojob-operator:0.1.0 .
-#   docker build --build-arg WITH_TEX=true -t videojob-operator:0.1.0-tex .   # MathTex/Tex (+~380 MB)
+#   docker build -t videojob-operator:0.1.0 .                                 # with LaTeX (MathTex/Tex)
+#   docker build --build-arg SLIM=true -t videojob-operator:0.1.0-slim .      # without it (-~380 MB)
 #
 # Pin the base further by digest: --build-arg PYTHON_IMAGE=python:3.11.11-slim-bookworm@sha256:...
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
@@ -30,17 +30,19 @@ RUN pip install --upgrade pip \
 
 # ------------------------------------------------------------------------------------------- runtime
 FROM ${PYTHON_IMAGE} AS runtime
-ARG WITH_TEX=false
+ARG SLIM=false
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="videojob-operator" \
       org.opencontainers.image.description="Kubernetes operator rendering VideoJob resources into Manim videos" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
-# Manim's run-time libraries and fonts only (no compiler, no headers); tini reaps render children.
+# Manim's run-time libraries and fonts only (no compiler, no headers); tini reaps render children;
+# bubblewrap and libseccomp2 make the sandbox scene code renders in (docs/security.md). LaTeX
+# (MathTex, Tex, axis numbers) is mounted read-only into that sandbox; SLIM=true leaves it out.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libpango-1.0-0 libpangocairo-1.0-0 libcairo2 fonts-dejavu-core fontconfig tini \
- && if [ "$WITH_TEX" = "true" ]; then \
+      libpango-1.0-0 libpangocairo-1.0-0 libcairo2 fonts-dejavu-core fontconfig tini bubblewrap libseccomp2 \
+ && if [ "$SLIM" != "true" ]; then \
       apt-get install -y --no-install-recommends texlive-latex-base texlive-latex-extra dvisvgm; \
     fi \
  && rm -rf /var/lib/apt/lists/* \
@@ -59,7 +61,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     XDG_CACHE_HOME=/tmp/.cache \
     VIDEOJOB_WORKDIR=/var/lib/videojob
 # Fail the build, not the first render, when a library is missing.
-RUN videojob --version && python -c "import manim, cairo, manimpango, av"
+RUN videojob --version && python -c "import manim, cairo, manimpango, av, pyseccomp; pyseccomp.system_arch()"
 WORKDIR /var/lib/videojob
 USER 10001:10001
 EXPOSE 8000 8080

@@ -7,9 +7,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # Manim builds pycairo/manimpango from source: pango/cairo headers, a compiler, pkg-config.
-DEMO_PACKAGES := libpango1.0-dev pkg-config build-essential python3-dev python3-venv fonts-dejavu-core
-# Tests also use promtool + prometheus (metrics) and lua5.4 (Argo CD health script).
-TEST_PACKAGES := $(DEMO_PACKAGES) prometheus lua5.4
+# Scene code renders in a bubblewrap sandbox with a libseccomp filter; LaTeX (MathTex, Tex, axis
+# numbers) is mounted read-only into it.
+DEMO_PACKAGES := libpango1.0-dev pkg-config build-essential python3-dev python3-venv fonts-dejavu-core \
+                 bubblewrap libseccomp2 texlive-latex-base texlive-latex-extra dvisvgm
+# Tests also use promtool + prometheus (metrics), lua5.4 (Argo CD health script) and tesseract-ocr
+# (reading what a rendered video shows).
+TEST_PACKAGES := $(DEMO_PACKAGES) prometheus lua5.4 tesseract-ocr
 
 .PHONY: demo test system-deps system-test-deps venv clean
 

@@ -1,6 +1,7 @@
 """Benchmark the operator against the emulated API server, beside a minimal Kopf operator.
 
     python bench/operator.py [--jobs 200] [--live 1000] [--concurrency 2] [--distinct]
+    python bench/operator.py --tenants [--big 200] [--small 5]   # fair share between two namespaces
 
 For each operator (the real `videojob operator`, and a 5-line Kopf operator that only sets
 `status.phase` on create: the framework's floor) it starts a fresh KMock-based API server
@@ -196,6 +197,99 @@ def run_one(label: str, command: list[str], env: dict[str, str], args: argparse.
     }
 
 
+def run_tenants(args: argparse.Namespace) -> None:
+    """Two namespaces share the operator: `big` creates --big VideoJobs, then `small` creates
+    --small. Prints the small namespace's median wait (create -> Running) beside the same jobs on
+    an empty cluster, in units of a slot's time (the median Running -> Succeeded of a job)."""
+
+    def scenario(jobs: list[tuple[str, str]], watch_ns: str) -> dict[str, list[float]]:
+        with tempfile.TemporaryDirectory() as tmp, ServerThread(history_limit=2) as server:
+            for ns in {ns for ns, _ in jobs}:
+                server.call(lambda h, ns=ns: h.objects.__setitem__(
+                    ("v1/namespaces", None, ns), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+            kubeconfig = Path(tmp) / "kubeconfig"
+            server.write_kubeconfig(kubeconfig)
+            config = kubernetes.client.Configuration()
+            config.host = server.url
+            client = kubernetes.client.ApiClient(config)
+            custom = kubernetes.client.CustomObjectsApi(client)
+            env = {**os.environ, "KUBECONFIG": str(kubeconfig), "VIDEOJOB_WORKDIR": str(Path(tmp) / "work"),
+                   "VIDEOJOB_MAX_CONCURRENT_JOBS": str(args.concurrency), "PYTHONPATH": str(ROOT / "operator")}
+            log = open(Path(tmp) / "operator.log", "w")
+            proc = subprocess.Popen([sys.executable, "-m", "videojob.cli.main", "operator", "-A", "--metrics-port", "0",
+                                     "--liveness-port", "0"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+            watch = PhaseWatch(server)
+            try:
+                # Measure from a warm operator: one job in a namespace of its own, run to the end
+                # (Kopf watching, the render zygote up, the scene in the render cache).
+                server.call(lambda h: h.objects.__setitem__(
+                    ("v1/namespaces", None, "warmup"), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "warmup"}}))
+                custom.create_namespaced_custom_object(GROUP, VERSION, "warmup", PLURAL, {
+                    "apiVersion": f"{GROUP}/{VERSION}", "kind": "VideoJob", "metadata": {"name": "warmup"},
+                    "spec": {"topic": "warmup", "code": CODE.format(seconds=1), "render": {"quality": "low"}}})
+                deadline = time.monotonic() + args.timeout
+                while not watch.first("warmup", "Succeeded", "Failed") and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                created: dict[str, float] = {}
+                for i, (ns, name) in enumerate(jobs):
+                    seconds = 1 + (i / 10000 if args.distinct else 0)
+                    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "VideoJob", "metadata": {"name": name},
+                            "spec": {"topic": name, "code": CODE.format(seconds=seconds), "render": {"quality": "low"}}}
+                    created[name] = time.monotonic()
+                    custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body)
+                mine = [name for ns, name in jobs if ns == watch_ns]
+                deadline = time.monotonic() + args.timeout
+                while not all(watch.first(n, "Succeeded", "Failed") for n in mine) and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                waits = [watch.first(n, "Running", "Succeeded") - created[n] for n in mine if watch.first(n, "Running", "Succeeded")]
+                slots = [watch.first(n, "Succeeded") - watch.first(n, "Running") for _, n in jobs
+                         if watch.first(n, "Running") and watch.first(n, "Succeeded")]
+                seen = [watch.first(n, "Pending", "Running", "Succeeded") - created[n] for n in mine
+                        if watch.first(n, "Pending", "Running", "Succeeded")]
+                # A slot's time under this load: slots are handed on every `gap`, so each of the
+                # `concurrency` slots turns over every concurrency * gap (median over the grants
+                # while the watched namespace had jobs, from its first create to its last grant).
+                start, end = min(created[n] for n in mine), max(watch.first(n, "Running", "Succeeded") or 0 for n in mine)
+                grants = sorted(t for _, n in jobs if (t := watch.first(n, "Running", "Succeeded")) and start <= t <= end)
+                gaps = [b - a for a, b in zip(grants, grants[1:])]
+                turnover = args.concurrency * statistics.median(gaps) if gaps else float("nan")
+                return {"waits": waits, "slot": slots, "seen": seen, "turnover": [turnover],
+                        "done": [sum(1 for n in mine if watch.first(n, "Succeeded"))]}
+            finally:
+                watch.stop()
+                proc.terminate()
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                client.close()
+                log.close()
+
+    small = [("small", f"small-{i:04d}") for i in range(args.small)]
+    big = [("big", f"big-{i:04d}") for i in range(args.big)]
+    empty = scenario(small, "small")
+    shared = scenario(big + small, "small")
+    run_time = statistics.median(empty["slot"] + shared["slot"])
+    slot = shared["turnover"][0]
+    empty_wait, shared_wait = statistics.median(empty["waits"]), statistics.median(shared["waits"])
+    empty_seen, shared_seen = statistics.median(empty["seen"]), statistics.median(shared["seen"])
+    print(f"\ntwo namespaces, concurrency {args.concurrency}: 'big' creates {args.big} VideoJobs, then 'small' creates {args.small}\n")
+    rows = [
+        ("small: succeeded (empty cluster / shared)", f"{empty['done'][0]}/{args.small} / {shared['done'][0]}/{args.small}"),
+        ("run time: median Running->Succeeded (s)", f"{run_time:.2f}"),
+        ("slot time under load: concurrency x median grant gap (s)", f"{slot:.2f}"),
+        ("small: median create->Running, empty (s)", f"{empty_wait:.2f}"),
+        ("small: median create->Running, shared (s)", f"{shared_wait:.2f}"),
+        ("small: median create->first status, empty (s)", f"{empty_seen:.2f}"),
+        ("small: median create->first status, shared (s)", f"{shared_seen:.2f}"),
+        ("small: extra queue wait (first status->Running) in slots", f"{((shared_wait - shared_seen) - (empty_wait - empty_seen)) / slot:.2f}"),
+        ("small: extra wait create->Running in slots", f"{(shared_wait - empty_wait) / slot:.2f}"),
+        ("small: max create->Running, shared (s)", f"{max(shared['waits']):.2f}"),
+    ]
+    for title, value in rows:
+        print(f"{title:60}{value:>14}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=200)
@@ -206,7 +300,13 @@ def main() -> None:
     parser.add_argument("--only", choices=["videojob", "minimal"], help="run one operator only")
     parser.add_argument("--executor", choices=["inline", "job"], default="inline",
                         help="job: the Job executor (bench/job_executor.py: Jobs per attempt, API requests, RSS, beside inline)")
+    parser.add_argument("--tenants", action="store_true",
+                        help="two namespaces: --big VideoJobs in one, then --small in another (fair share)")
+    parser.add_argument("--big", type=int, default=200)
+    parser.add_argument("--small", type=int, default=5)
     args = parser.parse_args()
+    if args.tenants:
+        return run_tenants(args)
     if args.executor == "job":
         sys.path.insert(0, str(ROOT / "bench"))
         import job_executor

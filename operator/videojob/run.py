@@ -13,29 +13,40 @@ import shutil
 import uuid
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 from videojob.api.manifest import InvalidVideoJob
 from videojob.api.models import Phase, UploadState, VideoJob, VideoJobStatus
 from videojob.config import ConfigError, Settings
+from videojob.policy import TenancyPolicy
+from videojob.pipeline.budget import UsageBudget
 from videojob.pipeline.context import PipelineContext, StageGate, open_gate
 from videojob.pipeline.errors import InvalidContent, PipelineError, TransientError
 from videojob.pipeline.graph import compiled_graph, stages_for
 from videojob.pipeline.progress import Progress, ProgressCallback
 from videojob.pipeline.sandbox import Sandbox, SandboxLimits
-from videojob.pipeline.state import VideoGenerationState
+from videojob.pipeline.state import StateUpdate, VideoGenerationState
 from videojob.pipeline.status import StatusTracker
 from videojob.storage.aws_config import load_aws_config
 from videojob.storage.local import LocalPublisher, LocalVersionStore
 from videojob.storage.records import Publisher, UploadProgressCallback
 
 if TYPE_CHECKING:
+    from langchain_core.runnables import Runnable
+
     from videojob.pipeline.llm import ChatLLM
+
+    Model = ChatLLM | Runnable | None  # what callers may pass as `llm`
 
 log = logging.getLogger(__name__)
 
-_UNSET: Any = object()  # `llm` not given: resolve spec.llm / VIDEOJOB_LLM_MODEL
+class _Unset(Enum):
+    token = "unset"  # `llm` not given: resolve spec.llm / VIDEOJOB_LLM_MODEL
+
+
+_UNSET = _Unset.token
 
 
 @dataclass
@@ -65,7 +76,7 @@ def make_publisher(store_root: Path) -> Publisher:
     return AWSPublisher(store, config)
 
 
-def check_runnable(job: VideoJob, llm: Any) -> None:
+def check_runnable(job: VideoJob, llm: object | None) -> None:
     """Problems that make the job impossible before any work starts. Raises InvalidVideoJob."""
     spec = job.spec
     if llm is None and (spec.source == "prompt" or spec.editing is not None):
@@ -100,11 +111,12 @@ class RunInputs:
 
 
 def resolve_inputs(
-    job: VideoJob, settings: Settings, store_root: Path, cache_dir: Path, llm: Any,
-    credentials: dict[str, str] | None, publisher: Publisher | None,
+    job: VideoJob, settings: Settings, store_root: Path, cache_dir: Path, llm: Model | _Unset,
+    credentials: dict[str, str] | None, publisher: Publisher | None, *, tenant: bool = False,
+    budget: UsageBudget | None = None,
 ) -> RunInputs:
-    """The job's model (with the answer cache beside the render cache) and publisher.
-    Raises InvalidVideoJob, PipelineError or ConfigError."""
+    """The job's model (with the answer cache beside the render cache, and the per-job token cap)
+    and publisher. Raises InvalidVideoJob, PipelineError or ConfigError. `tenant`: see run_videojob."""
     spec = job.spec
     wants_model = spec.source == "prompt" or spec.editing is not None or bool(spec.llm and spec.llm.model)
     if llm is _UNSET and not wants_model:
@@ -114,8 +126,8 @@ def resolve_inputs(
         from videojob.pipeline import llm as llm_mod  # the LLM stack loads only for jobs that use it
 
         if llm is _UNSET:
-            llm = llm_mod.resolve_model(spec.llm, settings.llm_model, credentials)
-        chat = llm_mod.prepare(llm, llm_mod.model_name(spec.llm, settings.llm_model), cache_dir.parent / "llm")
+            llm = llm_mod.resolve_model(spec.llm, settings.llm_model, credentials, tenant=tenant)
+        chat = llm_mod.prepare(llm, llm_mod.model_name(spec.llm, settings.llm_model), cache_dir.parent / "llm", budget)
     check_runnable(job, chat)
     return RunInputs(chat, publisher or make_publisher(store_root))
 
@@ -156,7 +168,7 @@ def render_sandbox(store_root: Path, settings: Settings, given: Sandbox | None) 
 
 async def drive(ctx: PipelineContext, state: VideoGenerationState, tracker: StatusTracker) -> VideoGenerationState:
     """Stream the graph to its end, folding each node's update into the tracker."""
-    final: dict[str, Any] | VideoGenerationState = state
+    final: StateUpdate | VideoGenerationState = state
     async for mode, chunk in compiled_graph().astream(
         state, context=ctx, stream_mode=["updates", "values"], config={"recursion_limit": 100}
     ):
@@ -183,7 +195,7 @@ async def run_videojob(
     store_root: Path,
     cache_dir: Path | None = None,
     quality: str | None = None,
-    llm: Any = _UNSET,
+    llm: Model | _Unset = _UNSET,
     credentials: dict[str, str] | None = None,
     callbacks: list[ProgressCallback] | None = None,
     upload_callbacks: list[UploadProgressCallback] | None = None,
@@ -191,25 +203,31 @@ async def run_videojob(
     publisher: Publisher | None = None,
     sandbox: Sandbox | None = None,
     tracker: StatusTracker | None = None,
+    tenant: bool = False,
 ) -> RunResult:
     """Run the pipeline for `job` to the end. Cancel the task to stop it (children are killed).
 
     `llm` is a LangChain chat model or `ChatLLM` (default: built from spec.llm / settings), None
-    for no model; `tracker` continues a status the caller already reports (else a new one)."""
+    for no model; `tracker` continues a status the caller already reports (else a new one).
+    `tenant`: the job is a tenant's, run by the operator: a model at spec.llm.baseUrl gets only
+    `credentials` (its own Secret's keys), never the operator's environment. The per-job caps
+    (VIDEOJOB_MAX_*_PER_JOB) apply to every run."""
+    budget = UsageBudget(TenancyPolicy.from_settings(settings).caps)
     tracker = tracker or StatusTracker(job.metadata.generation)
     if tracker.status.phase != Phase.Running:
         tracker.started()
-    tracker.expect_stages(stages_for(job))
+    stages = stages_for(job)
+    tracker.expect_stages(stages)
     store_root = Path(store_root)
     cache_dir = Path(cache_dir) if cache_dir else store_root / ".cache" / "renders"
     try:
-        inputs = resolve_inputs(job, settings, store_root, cache_dir, llm, credentials, publisher)
+        inputs = resolve_inputs(job, settings, store_root, cache_dir, llm, credentials, publisher, tenant=tenant, budget=budget)
     except (InvalidVideoJob, PipelineError, ConfigError) as exc:
         error = refusal(exc)
         tracker.failed(error.reason, error.message, stalled=True)
         return RunResult(tracker, error=error)
 
-    progress = Progress([tracker.apply, *(callbacks or [])])
+    progress = Progress([tracker.apply, *(callbacks or [])], stages)
     async with run_directory(store_root) as run_dir:
         with render_sandbox(store_root, settings, sandbox) as run_sandbox:
             ctx = PipelineContext(
@@ -222,6 +240,7 @@ async def run_videojob(
                 llm=inputs.llm,
                 before_stage=before_stage,
                 upload_callbacks=list(upload_callbacks or []),
+                budget=budget,
                 **tuning(job, settings),
             )
             return await execute(ctx, initial_state(job, quality), tracker)

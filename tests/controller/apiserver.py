@@ -36,7 +36,10 @@ finalizers, but it does not behave like an API server in the ways an operator de
   Kopf keeps the whole spec in an annotation, so a large spec meets this.
 - `requests_by_agent` counts requests by (User-Agent, verb, resource, subresource), so a test
   tells the operator's requests from its own; `watches` records each watch's resource and
-  labelSelector. KMock ignores `labelSelector` (the executor filters pods itself).
+  labelSelector.
+- `GET /api/v1/namespaces/NAME` (a Namespace object; KMock misparses the path).
+- lists honour equality-based `labelSelector`s and `Accept: ...;as=PartialObjectMetadataList`
+  (metadata only), as a real API server does; the operator reads Secrets only through them.
 
 Mutations (create, patch, delete) are therefore served here; reads, watches and discovery stay
 KMock's. Everything runs on KMock's own lock, bus and object store, so `server.objects[...]`
@@ -171,7 +174,17 @@ class KubeAPIServer(kmock.KubernetesEmulator):
                 return await self._patch(request)
             if request.action == enums.action.DELETE and request.name:
                 return await self._delete(request)
+            if request.action in (enums.action.FETCH, enums.action.LIST) and request.resource.plural is None and request.namespace:
+                return await self._get_namespace(request.namespace)
         return await super()._handle(request)
+
+    async def _get_namespace(self, name: str) -> aiohttp.web.StreamResponse:
+        # KMock parses GET /api/v1/namespaces/NAME as "namespace NAME, no resource".
+        async with self._lock:
+            key = (kmock.resource("v1/namespaces"), None, name)
+            if key not in self.objects or self.objects[key].deleted:
+                raise _error(404, "NotFound", f"namespaces {name!r} not found")
+            return aiohttp.web.json_response(copy.deepcopy(self.objects[key].raw))
 
     async def _create(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         if not isinstance(request.data, dict):
@@ -318,7 +331,7 @@ class KubeAPIServer(kmock.KubernetesEmulator):
 
     @staticmethod
     def _selected(request: kmock.Request, body: dict[str, Any]) -> bool:
-        """Namespace, name and the `metadata.name`/`metadata.namespace` field selectors."""
+        """Namespace, name, `metadata.name`/`metadata.namespace` field selectors, equality label selectors."""
         meta = body.get("metadata", {})
         if request.namespace is not None and meta.get("namespace") != request.namespace:
             return False
@@ -332,6 +345,22 @@ class KubeAPIServer(kmock.KubernetesEmulator):
             for part in field.split("."):
                 found = found.get(part) if isinstance(found, dict) else None
             if str(found if found is not None else "") != value.lstrip("="):
+                return False
+        labels = meta.get("labels") or {}
+        for term in filter(None, (request.params.get("labelSelector") or "").split(",")):
+            # Equality-based terms: key=value, key==value, key!=value, key, !key.
+            if "!=" in term:
+                key, _, value = term.partition("!=")
+                if labels.get(key.strip()) == value.strip():
+                    return False
+            elif "=" in term:
+                key, _, value = term.partition("=")
+                if labels.get(key.strip()) != value.lstrip("=").strip():
+                    return False
+            elif term.startswith("!"):
+                if term[1:].strip() in labels:
+                    return False
+            elif term.strip() not in labels:
                 return False
         return True
 
@@ -372,4 +401,11 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         payload["items"] = [
             {"apiVersion": payload["apiVersion"], "kind": kind, **item} for item in payload["items"]
         ]
+        if "as=PartialObjectMetadataList" in (request.headers.get("Accept") or ""):
+            # Metadata only, as a real API server answers this Accept header (no data, no spec).
+            payload.update(apiVersion="meta.k8s.io/v1", kind="PartialObjectMetadataList")
+            payload["items"] = [
+                {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": item.get("metadata", {})}
+                for item in payload["items"]
+            ]
         return payload

@@ -14,13 +14,13 @@ from videojob.logs import MASK, mask
 
 
 class SecretAPI:
-    """`read_secret` answering from a script: values to return or exceptions to raise, in turn."""
+    """`read_labelled_secret` answering from a script: values to return or exceptions to raise, in turn."""
 
     def __init__(self, *answers):
         self.answers = list(answers)
         self.calls = 0
 
-    async def read_secret(self, namespace, name):
+    async def read_labelled_secret(self, namespace, name, keys):
         self.calls += 1
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(answer, BaseException):
@@ -36,7 +36,7 @@ def job(secret: str | None = "llm-keys"):
 
 
 async def read(api, spec=None):
-    return await read_credentials(api, "team", spec or job(), wait=wait_none())
+    return await read_credentials(None, "team", spec or job(), wait=wait_none(), read=api.read_labelled_secret)
 
 
 async def test_every_value_read_is_registered_for_redaction():
@@ -77,7 +77,7 @@ async def test_a_missing_or_forbidden_secret_fails_at_once_naming_it(status, say
 
 
 async def test_a_bug_is_not_turned_into_a_credentials_retry_loop():
-    api = SecretAPI(TypeError("read_secret() got an unexpected keyword argument"))
+    api = SecretAPI(TypeError("read_labelled_secret() got an unexpected keyword argument"))
     with pytest.raises(TypeError):
         await read(api)
     assert api.calls == 1

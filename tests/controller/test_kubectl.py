@@ -31,6 +31,10 @@ def kubectl(apiserver):
 
 def test_examples_apply_and_the_offline_ones_succeed(operator, kube, apiserver, kubectl):
     operator()  # watches "default" only
+    # The examples publish into project "demo", granted to the namespace as README says (the
+    # emulated API server cannot take `kubectl annotate namespace`: set it as an admin would).
+    apiserver.call(lambda server: server.objects[("v1/namespaces", None, "default")].patch(
+        {"metadata": {"annotations": {"videogen.io/projects": "demo"}}}))
     for example in OFFLINE:
         kubectl("apply", "--validate=false", "-f", str(EXAMPLES / example))
     # The ones that need an LLM are applied where no operator watches (no calls leave this host).

@@ -49,7 +49,8 @@ class Rendered:
         return container
 
     def env(self) -> dict[str, str]:
-        return {e["name"]: e.get("value") for e in self.container().get("env", [])}
+        """Plain `value` variables (those from `valueFrom` are set by the kubelet, not here)."""
+        return {e["name"]: e["value"] for e in self.container().get("env", []) if "value" in e}
 
 
 class HelmError(Exception):

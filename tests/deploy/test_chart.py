@@ -14,8 +14,9 @@ import yaml
 from tests.deploy.conftest import CHART, FULL_VALUES, NAMESPACE, ROOT, HelmError, run_helm
 
 # The oldest Kubernetes the chart admits (Chart.yaml kubeVersion) and the newest schemas we have.
-KUBE_VERSIONS = ["1.27.0", kubernetes_validate.utils.latest_version() + ".0"]
-BUILTIN_GROUPS = ("v1", "apps/v1", "batch/v1", "rbac.authorization.k8s.io/v1", "apiextensions.k8s.io/v1")
+KUBE_VERSIONS = ["1.29.0", kubernetes_validate.utils.latest_version() + ".0"]
+BUILTIN_GROUPS = ("v1", "apps/v1", "batch/v1", "rbac.authorization.k8s.io/v1", "apiextensions.k8s.io/v1",
+                  "networking.k8s.io/v1")
 
 
 def rules_of(role: dict) -> dict[tuple[str, str], set[str]]:
@@ -66,6 +67,8 @@ def test_default_install_renders_operator_rbac_worker_and_metrics_service(defaul
         "ClusterRole", "ClusterRoleBinding",         # operator (all namespaces)
         "ClusterRole",                               # worker rights, bound per namespace
         "RoleBinding",                               # worker in the release namespace
+        "NetworkPolicy",                             # worker pods in the release namespace
+        "Role", "RoleBinding",                       # leader election Lease
         "ClusterRole", "ClusterRole",                # editor, viewer aggregated into user roles
         "Deployment", "Service",
     ])
@@ -77,6 +80,8 @@ def test_full_values_render_role_mode_servicemonitor_and_dashboard(full):
         "Role", "RoleBinding", "Role", "RoleBinding",  # operator, per watched namespace
         "ClusterRole",                               # worker rights
         "ServiceAccount", "RoleBinding", "ServiceAccount", "RoleBinding",  # worker, per namespace
+        "NetworkPolicy", "NetworkPolicy",            # worker pods, per namespace
+        "Role", "RoleBinding",                       # leader election Lease
         "ClusterRole", "ClusterRole",                # editor, viewer
         "Deployment", "Service", "ServiceMonitor", "ConfigMap",
     ])
@@ -243,17 +248,25 @@ def test_cluster_mode_operator_clusterrole_is_least_privilege(default):
     role = default.one("ClusterRole", "videojob-operator")
     assert rules_of(role) == {
         ("videogen.io", "videojobs"): {"get", "list", "watch", "patch"},
-        ("videogen.io", "videojobs/status"): {"get", "patch", "update"},
-        ("", "events"): {"create", "patch"},
-        ("", "secrets"): {"get"},
+        ("videogen.io", "videojobs/status"): {"patch"},
+        ("", "events"): {"create"},
+        ("", "namespaces"): {"get"},  # tenancy: the videogen.io/projects annotation
+        # No Secrets in job mode: the worker reads its VideoJob's Secret in its own namespace.
         ("batch", "jobs"): {"create", "get", "list", "watch", "delete", "patch"},
-        ("", "pods"): {"get", "list", "watch"},
+        ("", "pods"): {"list", "watch"},
         ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
+        # The worker identity in VideoJob namespaces (worker.serviceAccount.operatorManaged).
+        ("", "serviceaccounts"): {"get", "create", "patch"},
+        ("rbac.authorization.k8s.io", "rolebindings"): {"get", "create"},
+        ("rbac.authorization.k8s.io", "clusterroles"): {"bind"},
+        ("networking.k8s.io", "networkpolicies"): {"get", "create", "patch"},
     }
+    (bind,) = [r for r in role["rules"] if r["verbs"] == ["bind"]]
+    assert bind["resourceNames"] == ["videojob-operator-worker"]  # it can grant only the worker's rights
     binding = default.one("ClusterRoleBinding", "videojob-operator")
     assert binding["roleRef"]["name"] == "videojob-operator"
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "videojob-operator", "namespace": NAMESPACE}]
-    assert not default.all("Role")
+    assert [r["metadata"]["name"] for r in default.all("Role")] == ["videojob-operator-leader-election"]
     for r in default.all("ClusterRole"):
         for rule in r["rules"]:
             assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
@@ -263,8 +276,11 @@ def test_inline_executor_drops_jobs_pods_and_worker_objects(render):
     rendered = render(set_=["operator.executor=inline"])
     rules = rules_of(rendered.one("ClusterRole", "videojob-operator"))
     assert ("batch", "jobs") not in rules and ("", "pods") not in rules
+    assert ("", "serviceaccounts") not in rules and ("rbac.authorization.k8s.io", "clusterroles") not in rules
+    assert rules[("", "secrets")] == {"list"}  # the inline executor reads spec.llm.credentialsSecretRef itself (by name and label)
     assert [sa["metadata"]["name"] for sa in rendered.all("ServiceAccount")] == ["videojob-operator"]
-    assert not rendered.all("RoleBinding")
+    assert [b["metadata"]["name"] for b in rendered.all("RoleBinding")] == ["videojob-operator-leader-election"]
+    assert not rendered.all("NetworkPolicy")
     env = rendered.env()
     assert env["VIDEOJOB_EXECUTOR"] == "inline"
     assert "VIDEOJOB_WORKER_IMAGE" not in env
@@ -296,10 +312,13 @@ def test_crd_discovery_rule_can_be_dropped_in_cluster_mode(render):
 
 
 def test_secret_access_can_be_scoped_by_name_or_removed(full, render):
-    for rules_owner in (full.one("Role", "videojob-operator", "videos"), full.one("ClusterRole", "videojob-operator-worker")):
+    # Job mode: only the worker reads Secrets, in its own namespace.
+    assert ("", "secrets") not in rules_of(full.one("Role", "videojob-operator", "videos"))
+    inline = render(FULL_VALUES, set_=["operator.executor=inline", "grafanaDashboard.enabled=false"])
+    for rules_owner in (inline.one("Role", "videojob-operator", "videos"), full.one("ClusterRole", "videojob-operator-worker")):
         (rule,) = [r for r in rules_owner["rules"] if r["resources"] == ["secrets"]]
         assert rule["resourceNames"] == ["videojob-llm", "llm-keys"]
-        assert rule["verbs"] == ["get"]
+        assert rule["verbs"] == ["list"]  # by metadata.name and the credentials label
     rendered = render(set_=["rbac.secrets.enabled=false"])
     for role in rendered.all("ClusterRole"):
         assert ("", "secrets") not in rules_of(role), role["metadata"]["name"]
@@ -309,9 +328,9 @@ def test_worker_serviceaccount_is_narrow_and_bound_per_namespace(default, full):
     worker_role = default.one("ClusterRole", "videojob-operator-worker")
     assert rules_of(worker_role) == {
         ("videogen.io", "videojobs"): {"get"},
-        ("videogen.io", "videojobs/status"): {"get", "patch"},
+        ("videogen.io", "videojobs/status"): {"patch"},
         ("", "events"): {"create"},
-        ("", "secrets"): {"get"},
+        ("", "secrets"): {"list"},
     }
     # Bound with RoleBindings only: the worker has no rights outside its namespace.
     assert not [b for b in default.all("ClusterRoleBinding") if b["roleRef"]["name"].endswith("-worker")]
@@ -396,7 +415,7 @@ def test_servicemonitor_without_service_is_refused(render):
 @pytest.mark.parametrize(
     ("setting", "complaint"),
     [
-        (["replicaCount=2"], "replicaCount"),
+        (["replicaCount=11"], "replicaCount"),
         (["replicaCount=one"], "replicaCount"),
         (["operator.executor=pods"], "executor"),
         (["operator.maxConcurrentJobs=0"], "maxConcurrentJobs"),

@@ -57,7 +57,9 @@ def test_rendered_environment_loads_with_the_operators_settings(full, monkeypatc
 def test_every_variable_the_chart_sets_is_one_the_operator_reads(full):
     known = {f"VIDEOJOB_{name.upper()}" for name in Settings.model_fields}
     known |= set(ENV_NAMES.values()) | {"AWS_ENDPOINT_URL"}
-    chart_env = {e["name"] for e in full.container()["env"]} - {"TZ"}  # TZ comes from operator.extraEnv
+    # TZ comes from operator.extraEnv; POD_NAMESPACE (downward API) names the leader Lease's namespace.
+    chart_env = {e["name"] for e in full.container()["env"]} - {"TZ", "POD_NAMESPACE"}
+    assert "POD_NAMESPACE" in {e["name"] for e in full.container()["env"]}
     assert sorted(chart_env - known) == []
 
 

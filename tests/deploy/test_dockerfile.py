@@ -104,15 +104,23 @@ def test_final_stage_has_manims_runtime_libraries_and_fonts(dockerfile):
     assert "import manim" in installs
 
 
-def test_tex_is_optional_behind_a_build_argument(dockerfile):
+def test_tex_is_in_the_default_image_and_slim_leaves_it_out(dockerfile):
     _, stages = dockerfile
     runtime = final(stages)
-    assert "WITH_TEX=false" in runtime.all("ARG")
-    tex = re.search(r'if \[ "\$WITH_TEX" = "true" \];\s*then\s+(.*?);\s*fi', runtime.text("RUN"))
-    assert tex, "TeX installed only when WITH_TEX=true"
+    assert "SLIM=false" in runtime.all("ARG")
+    tex = re.search(r'if \[ "\$SLIM" != "true" \];\s*then\s+(.*?);\s*fi', runtime.text("RUN"))
+    assert tex, "TeX installed unless SLIM=true"
     for package in ("texlive-latex-base", "texlive-latex-extra", "dvisvgm"):
         assert package in tex.group(1)
         assert package not in runtime.text("RUN").replace(tex.group(0), "")
+
+
+def test_the_sandbox_tools_are_in_the_image(dockerfile):
+    _, stages = dockerfile
+    installs = final(stages).text("RUN")
+    for package in ("bubblewrap", "libseccomp2"):
+        assert re.search(rf"(^|\s){package}(\s|$)", installs), package
+    assert "pyseccomp" in installs  # the filter is built at build time once, proving the binding loads
 
 
 def test_runs_as_a_numeric_non_root_user_matching_the_chart(dockerfile):

@@ -29,14 +29,16 @@ def test_the_job_carries_name_owner_labels_pod_template_and_queue(operator, kube
     assert meta["labels"]["videogen.io/attempt"] == "1"
     assert meta["labels"]["kueue.x-k8s.io/queue-name"] == "render-queue"
     assert job["spec"]["backoffLimit"] == 0
-    assert job["spec"]["suspend"] is False
+    assert job["spec"]["suspend"] is True  # created suspended: Kueue unsuspends it on admission
     assert job["spec"]["ttlSecondsAfterFinished"] == 600
     assert 0 < job["spec"]["activeDeadlineSeconds"] <= 900
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["image"] == "registry.example/videojob:9.9"
     assert container["args"] == ["worker", "--namespace", NAMESPACE, "--name", "clip", "--generation", "1", "--attempt", "1"]
-    assert container["resources"] == {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "6Gi", "cpu": "3"}}
+    # spec.podTemplate.resources size the render container (a native sidecar), where scenes render.
+    (render,) = pod["initContainers"]
+    assert render["resources"] == {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "6Gi", "cpu": "3"}}
     assert pod["nodeSelector"] == {"pool": "render", "zone": "b"}
     assert [t["key"] for t in pod["tolerations"]] == ["render", "spot"]
     assert pod["priorityClassName"] == "batch-low"
@@ -201,7 +203,8 @@ async def test_the_worker_runs_the_pipeline_and_reports_into_status(operator, ku
 
 async def test_a_failure_the_worker_reports_as_permanent_is_not_retried(operator, kube, jobs, tmp_path):
     operator(**JOB_MODE)
-    bad = "import os\nfrom manim import *\n\nclass S(Scene):\n    def construct(self):\n        os.system('id')\n"
+    # Code that can never render (a module not installed): refused before rendering, permanently.
+    bad = "import manimgl\nfrom manim import *\n\nclass S(Scene):\n    def construct(self):\n        manimgl.run()\n"
     create(kube, "hostile", {"topic": "Bad", "code": bad, "render": {"quality": "low"}, "retryStrategy": QUICK_RETRY})
     jobs.wait_for("hostile-g1-a1")
     kube.wait_phase("hostile", "Pending")
@@ -303,7 +306,8 @@ async def test_a_transient_failure_the_worker_reports_is_retried_and_the_next_at
     wait_warning(kube, "keys", "BackOff")
 
     # Attempt 2: the Secret is there now.
-    kube.core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "llm-keys"}, "stringData": {"OPENAI_API_KEY": "sk-test"}})
+    kube.core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "llm-keys", "labels": {"videogen.io/credentials": "true"}},
+                                                   "stringData": {"OPENAI_API_KEY": "sk-test"}})
     assert await run_worker(NAMESPACE, "keys", 1, 2, settings=settings, kube=client) == EXIT_OK
     jobs.finish("keys-g1-a2", "Complete")
     status = kube.wait_phase("keys", "Succeeded")["status"]

@@ -63,7 +63,7 @@ async def test_model_may_look_up_docs_and_check_code_before_answering(tmp_path):
 
 
 async def test_check_code_tool_reports_what_the_sandbox_would_refuse(tmp_path):
-    bad = "import subprocess\n" + good_code()
+    bad = "import manimgl\n" + good_code()
 
     def codegen(n, messages):
         if n == 1:
@@ -74,7 +74,7 @@ async def test_check_code_tool_reports_what_the_sandbox_would_refuse(tmp_path):
     result = await run_videojob(make_job(), settings=Settings(), store_root=tmp_path, llm=model)
     assert result.succeeded, result.status.message
     tool_reply = [m for m in codegen_calls(model)[1].messages if isinstance(m, ToolMessage)][0]
-    assert "REFUSED" in tool_reply.content and "subprocess" in tool_reply.content
+    assert "REFUSED" in tool_reply.content and "manimgl" in tool_reply.content
     assert result.state.scenes[0].attempts == 1  # no render was spent on the refused code
 
 

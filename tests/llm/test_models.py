@@ -190,6 +190,19 @@ async def test_fallback_model_answers_when_the_primary_fails():
     assert metric("videojob_llm_tokens_total", model="fake:backup", direction="completion") - before == 4
 
 
+async def test_each_call_reports_only_its_own_failures():
+    # The fallback chain is built once and reused: what went wrong in one call must not leak
+    # into the next one's error.
+    primary = ScriptedChatModel(script=[BadRequest("first failure"), BadRequest("second failure")])
+    backup = ScriptedChatModel(script=[answer("from the backup"), BadRequest("backup down")])
+    chat = ChatLLM([ModelEndpoint("fake:a", primary), ModelEndpoint("fake:b", backup)], retry=QUICK)
+    assert (await chat.ainvoke([HumanMessage("one")], usage={}, stage="Planning")).content == "from the backup"
+    with pytest.raises(PipelineError) as failed:
+        await chat.ainvoke([HumanMessage("two")], usage={}, stage="Planning")
+    assert "second failure" in failed.value.message and "backup down" in failed.value.message
+    assert "first failure" not in failed.value.message
+
+
 async def test_all_models_failing_names_each_of_them():
     primary = ScriptedChatModel(script=[BadRequest("no such model")])
     backup = ScriptedChatModel(script=[BadRequest("also broken")])

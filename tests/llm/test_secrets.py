@@ -108,7 +108,8 @@ def prompt_spec(server, model: str) -> dict:
 def create_secret(kube, key: str) -> None:
     """As a real API server stores it: base64 `data` (stringData is write-only)."""
     encoded = base64.b64encode(key.encode()).decode()
-    kube.core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": SECRET_NAME}, "data": {"OPENAI_API_KEY": encoded}})
+    kube.core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": SECRET_NAME, "labels": {"videogen.io/credentials": "true"}},
+                                                   "data": {"OPENAI_API_KEY": encoded}})
 
 
 def assert_nowhere(key: str, *, apiserver, kube, names, logs: LogCapture) -> None:  # noqa: F811
@@ -134,7 +135,7 @@ async def test_a_key_from_a_secret_reaches_the_model_and_nothing_else_inline(ope
     answer_prompts(openai_server, "m-refused-inline", key)
     create_secret(kube, key)
     with LogCapture() as logs:
-        operator()  # the inline executor, in this process: its logs are captured
+        operator(llm_allowed_base_urls=openai_server.base_url)  # the inline executor, in this process: its logs are captured
         kube.create("keyed", prompt_spec(openai_server, "m-secrets-inline"))
         kube.create("refused", prompt_spec(openai_server, "m-refused-inline"))
         # The fake LLM answers on this test's event loop: block elsewhere.

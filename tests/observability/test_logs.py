@@ -174,9 +174,9 @@ def test_ordinary_text_is_left_alone():
 class OperatorProcess:
     """`videojob operator --log-format json` as a child process against the emulated API server."""
 
-    def __init__(self, tmp_path, kubeconfig):
+    def __init__(self, tmp_path, kubeconfig, **settings: str):
         env = {**os.environ, "KUBECONFIG": str(kubeconfig), "VIDEOJOB_WORKDIR": str(tmp_path / "work"),
-               "PYTHONUNBUFFERED": "1"}
+               "PYTHONUNBUFFERED": "1", **settings}
         self.stderr_path = tmp_path / "operator.stderr"
         self._stderr = self.stderr_path.open("wb")
         self.process = subprocess.Popen(
@@ -203,9 +203,9 @@ class OperatorProcess:
 def test_operator_json_logs_name_the_job_and_never_the_secret(apiserver, kube, rejecting_openai, tmp_path):
     secret = "sk-obs-operator-9f8e7d6c5b4a3210"
     kube.core.create_namespaced_secret(
-        "default", kubernetes.client.V1Secret(metadata={"name": "llm-keys"}, string_data={"OPENAI_API_KEY": secret})
+        "default", kubernetes.client.V1Secret(metadata={"name": "llm-keys", "labels": {"videogen.io/credentials": "true"}}, string_data={"OPENAI_API_KEY": secret})
     )
-    child = OperatorProcess(tmp_path, apiserver.kubeconfig)
+    child = OperatorProcess(tmp_path, apiserver.kubeconfig, VIDEOJOB_LLM_ALLOWED_BASE_URLS=rejecting_openai.base_url)
     try:
         kube.create("leaky", {
             "topic": "Circles", "prompt": "Show a circle", "retryStrategy": {"limit": 0},

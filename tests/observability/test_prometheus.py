@@ -34,7 +34,7 @@ def substitute(expr: str, range_: str) -> str:
 
 def run_jobs(kube, openai_url: str) -> list[str]:
     kube.core.create_namespaced_secret(
-        NAMESPACE, kubernetes.client.V1Secret(metadata={"name": "llm-keys"}, string_data={"OPENAI_API_KEY": LLM_SECRET})
+        NAMESPACE, kubernetes.client.V1Secret(metadata={"name": "llm-keys", "labels": {"videogen.io/credentials": "true"}}, string_data={"OPENAI_API_KEY": LLM_SECRET})
     )
     storyboard = {"scenes": [{"title": "A circle", "shape": "circle", "durationSeconds": 1}]}
     jobs = {
@@ -53,7 +53,7 @@ def run_jobs(kube, openai_url: str) -> list[str]:
 def test_every_dashboard_query_returns_series_from_a_real_prometheus(
     operator, kube, prometheus, fake_openai, moto_aws
 ):
-    op = operator(max_concurrent_jobs=1)
+    op = operator(max_concurrent_jobs=1, llm_allowed_base_urls=fake_openai.base_url)
     prom = prometheus([op.metrics_url.removeprefix("http://").removesuffix("/metrics")])
     prom.wait(lambda: prom.value('up{job="videojob-operator"}') == 1, "the operator's /metrics scraped")
     started = time.time()

@@ -37,7 +37,9 @@ def test_schema_is_structural():
     version = crd()["spec"]["versions"][0]
     schema = version["schema"]["openAPIV3Schema"]
     for path, node in _walk(schema):
-        assert "type" in node or node.get("x-kubernetes-int-or-string"), f"{path} has no type"
+        # Kubernetes allows an untyped node only with int-or-string or preserve-unknown-fields.
+        assert "type" in node or node.get("x-kubernetes-int-or-string") or node.get(
+            "x-kubernetes-preserve-unknown-fields"), f"{path} has no type"
         for forbidden in ("$ref", "anyOf", "oneOf", "allOf", "title", "const"):
             assert forbidden not in node, f"{path} has {forbidden}"
         assert node.get("additionalProperties", {}) is not False, f"{path}: additionalProperties false is not structural"

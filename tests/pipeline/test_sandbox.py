@@ -1,4 +1,5 @@
-"""Untrusted scene code: refused, or killed and reported; the launching process is unharmed."""
+"""Untrusted scene code: contained by the OS sandbox, killed and reported; the launching process
+is unharmed. (The attacker's-eye suite is tests/sandbox/.)"""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ GOOD = scene("self.play(Create(Circle()), run_time=0.5)")
 
 @pytest.fixture
 def sandbox(tmp_path):
-    box = Sandbox(tmp_path / "work", SandboxLimits(timeout_seconds=60))
+    box = Sandbox(tmp_path / "work", SandboxLimits(timeout_seconds=60), mode="bubblewrap")
     yield box
     box.close()
 
@@ -31,58 +32,50 @@ def sandbox(tmp_path):
 @pytest.mark.parametrize(
     "code, message",
     [
-        ("import os\nos.system('touch /tmp/pwned')", "import of 'os' is not allowed"),
-        (scene("print(open('/etc/passwd').read())"), "use of 'open' is not allowed"),
-        (scene("__import__('socket').create_connection(('127.0.0.1', 22))"), "use of '__import__' is not allowed"),
-        ("import subprocess", "import of 'subprocess' is not allowed"),
-        (scene("x = ().__class__.__bases__[0].__subclasses__()"), "'__subclasses__'"),
-        (scene("f = getattr(Scene, '__globals__')"), "'__globals__'"),
-        ("from . import secrets", "relative imports"),
+        ("class A(Scene)\n    pass", "syntax error"),
+        ("import manimgl", "module 'manimgl' is not installed where scenes render"),
+        ("from . import secrets", "relative imports cannot work"),
     ],
 )
-def test_static_check_refuses_hostile_code(code, message):
+def test_static_check_explains_code_that_cannot_render(code, message):
     problems = check_code(code)
     assert any(message in str(p) for p in problems), problems
 
 
 def test_static_check_admits_ordinary_manim_code():
-    # The kind of code in Manim's own documentation examples.
+    # The kind of code in Manim's own documentation examples, and words that are only words.
     code = (
-        "from manim import *\nimport numpy as np\nimport math, random, itertools\nfrom scipy.special import comb\n"
-        "import networkx as nx\n\nclass SineCurve(MovingCameraScene):\n    def construct(self):\n"
+        "from manim import *\nimport numpy as np\nimport math, random, itertools, os.path, pathlib\n"
+        "from scipy.special import comb\nimport networkx as nx\n\nclass SineCurve(MovingCameraScene):\n"
+        "    def construct(self):\n        input = Text('fork'); open = Text('system')\n"
         "        axes = Axes(x_range=[0, 2 * PI], y_range=[-1.5, 1.5])\n"
         "        graph = axes.plot(lambda x: np.sin(x) * math.cos(random.random()), color=BLUE)\n"
-        "        self.play(Create(axes), Create(graph))\n        super().construct() if False else None\n"
+        "        self.play(Create(axes), Create(graph))\n"
     )
     assert check_code(code) == []
     assert scene_classes(code) == ["SineCurve"]
 
 
-async def test_runtime_fence_blocks_what_the_static_check_cannot_see(sandbox, tmp_path):
-    # Reaching `os` through a module Manim re-exports, with names spelled at run time.
+async def test_a_shell_command_runs_but_cannot_touch_the_host(sandbox, tmp_path):
     target = tmp_path / "pwned"
-    code = scene(f"o = getattr(utils.file_ops, 'o' + 's')\ngetattr(o, 'sys' + 'tem')('touch {target}')")
+    code = "import os\n" + scene(f"os.system('touch {target}')\nraise RuntimeError(os.path.exists('{target}'))")
     outcome = await sandbox.render(code, "A", "low", tmp_path / "a.mp4")
-    assert not outcome.ok
-    assert "os.system is not allowed" in outcome.error
+    assert not outcome.ok and "RuntimeError: False" in outcome.error
     assert not target.exists()
 
 
-async def test_reading_host_files_is_refused(sandbox, tmp_path):
-    code = scene("import numpy as np\nnp.loadtxt('/etc/passwd', dtype=str, delimiter='\\n')").replace(
-        "        import numpy as np\n", ""
-    )
-    code = "import numpy as np\n" + code
+async def test_host_files_are_not_there(sandbox, tmp_path):
+    code = "import numpy as np\n" + scene("np.loadtxt('/etc/passwd', dtype=str, delimiter='\\n')")
     outcome = await sandbox.render(code, "A", "low", tmp_path / "a.mp4")
     assert not outcome.ok
-    assert "access to '/etc/passwd' is not allowed" in outcome.error
+    assert "FileNotFoundError" in outcome.error
 
 
 async def test_credentials_never_reach_the_child(sandbox, tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-value-123")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value-456")
     monkeypatch.setenv("GITHUB_TOKEN", "ghp-secret-value-789")
-    code = scene("o = getattr(utils.file_ops, 'o' + 's')\nraise RuntimeError(repr(dict(getattr(o, 'envi' + 'ron'))))")
+    code = "import os\n" + scene("raise RuntimeError(repr(dict(os.environ)))")
     outcome = await sandbox.render(code, "A", "low", tmp_path / "a.mp4")
     assert not outcome.ok and "RuntimeError" in outcome.error and "PATH" in outcome.error
     for secret in ("aws-secret-value-123", "sk-secret-value-456", "ghp-secret-value-789"):
@@ -101,36 +94,28 @@ async def test_four_gigabyte_allocation_hits_the_memory_limit(sandbox, tmp_path)
 
 
 async def test_launching_process_is_unharmed(sandbox, tmp_path):
-    for body in ("while True:\n    pass", "x = bytearray(4 * 1024 ** 3)", "raise SystemExit(3)"):
-        await sandbox.render(scene(body), "A", "low", tmp_path / "bad.mp4", SandboxLimits(timeout_seconds=3))
-    outcome = await sandbox.render(GOOD, "A", "low", tmp_path / "good.mp4")
+    async with sandbox.job(1) as job:
+        for body in ("while True:\n    pass", "x = bytearray(4 * 1024 ** 3)", "raise SystemExit(3)"):
+            await job.render(scene(body), "A", "low", tmp_path / "bad.mp4", SandboxLimits(timeout_seconds=3))
+        outcome = await job.render(GOOD, "A", "low", tmp_path / "good.mp4")
     assert outcome.ok and Path(outcome.movie).stat().st_size > 0
 
 
-async def test_children_get_no_leftover_scratch(sandbox, tmp_path):
+async def test_nothing_is_left_behind(sandbox, tmp_path):
+    sandbox.prewarm(1)
     await sandbox.render(GOOD, "A", "low", tmp_path / "good.mp4")
-    leftovers = [p for p in (tmp_path / "work" / "sandbox").iterdir() if p.name.startswith("scene-")]
-    assert leftovers == []
+    sandbox.close()
+    assert list((tmp_path / "work" / "sandbox").iterdir()) == []
 
 
-RANDOM_SCENE = scene("import random\nself.add(Square().shift(RIGHT * random.uniform(-3, 3)))\nself.wait(0.3)").replace(
-    "        import random\n", ""
-)
-RANDOM_SCENE = "import random\n" + RANDOM_SCENE
-
-
-async def test_a_scene_started_early_is_rendered_once(sandbox, tmp_path):
-    # Each render of this scene draws a different frame, so its bytes tell renders apart.
-    early = sandbox.start_early(RANDOM_SCENE, "A", "low")
-    early_bytes = Path(early.result(timeout=60).movie).read_bytes()
-    claimed = await sandbox.render(RANDOM_SCENE, "A", "low", tmp_path / "claimed.mp4")
-    assert claimed.ok and claimed.movie.read_bytes() == early_bytes  # taken over, not rendered again
-    fresh = await sandbox.render(RANDOM_SCENE, "A", "low", tmp_path / "fresh.mp4")
-    assert fresh.ok and fresh.movie.read_bytes() != early_bytes  # a second request renders anew
-
-
-async def test_unclaimed_early_renders_leave_nothing_behind(tmp_path):
-    box = Sandbox(tmp_path / "work")
-    box.start_early(RANDOM_SCENE, "A", "low").result(timeout=60)
-    box.close()
-    assert list((tmp_path / "work" / "sandbox").iterdir()) == []  # no video, no zygote directory
+async def test_two_jobs_never_share_a_sandbox(sandbox, tmp_path):
+    # Scenes of one job may share a sandbox; another job starts from a fresh one.
+    leave = "import os\n" + scene("open('/sandbox/left-by-job', 'w').write('x')\nself.add(Circle())\nself.wait(0.1)")
+    look = "import os\n" + scene("raise RuntimeError(os.path.exists('/sandbox/left-by-job'))")
+    async with sandbox.job(1) as first:
+        assert (await first.render(leave, "A", "low", tmp_path / "a.mp4")).ok
+        same_job = await first.render(look, "A", "low", tmp_path / "b.mp4")
+    async with sandbox.job(1) as second:
+        other_job = await second.render(look, "A", "low", tmp_path / "c.mp4")
+    assert "RuntimeError: True" in same_job.error
+    assert "RuntimeError: False" in other_job.error

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from videojob.api.models import Stage, VideoJobStatus
-from videojob.pipeline.progress import ProgressEvent
-from videojob.pipeline.status import StatusTracker, run_stages
+from videojob.pipeline.progress import Progress, ProgressEvent
+from videojob.pipeline.stages import run_stages
+from videojob.pipeline.status import StatusTracker
 
 
 def conditions(tracker):
@@ -134,3 +135,10 @@ def test_observing_a_new_generation_and_restarting_the_deadline_clock():
     assert tracker.status.observed_generation == 2 and tracker.status.start_time is None
     tracker.started()
     assert tracker.status.start_time is not None
+
+
+def test_progress_counts_a_step_per_scene_in_the_per_scene_stages():
+    plain, narrated = Progress(), Progress(stages=run_stages(Stage.Narrating))
+    plain.set_scene_count(2)
+    narrated.set_scene_count(2)
+    assert (plain.total, narrated.total) == (8, 10)  # plan, 2 codes, 2 renders, combine, upload, record (+ 2 narrations)

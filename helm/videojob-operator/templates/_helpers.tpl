@@ -78,24 +78,34 @@ app.kubernetes.io/part-of: videojob
 {{- end -}}
 {{- end -}}
 
-{{/* Rules of the operator inside the namespaces it watches. */}}
+{{/* Rules of the operator inside the namespaces it watches: only the verbs its code calls
+(tests/deploy/test_rbac.py derives them from the code). Secrets only with the inline executor:
+in job mode the worker reads the VideoJob's Secret, the operator never does. */}}
 {{- define "videojob.operatorRules" -}}
 - apiGroups: [videogen.io]
   resources: [videojobs]
   verbs: [get, list, watch, patch]
 - apiGroups: [videogen.io]
   resources: [videojobs/status]
-  verbs: [get, patch, update]
+  verbs: [patch]
 - apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
-{{- if .Values.rbac.secrets.enabled }}
+  verbs: [create]
+{{- /* Tenancy: the videogen.io/projects annotation of a VideoJob's own Namespace (a Role in that
+namespace can grant this: the API server authorises GET namespaces/NAME in namespace NAME). */}}
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get]
+{{- if and .Values.rbac.secrets.enabled (eq .Values.operator.executor "inline") }}
+{{- /* Inline mode only (job mode: the worker reads its own Secret). list by metadata.name AND the
+label videogen.io/credentials=true; resourceNames still apply to a list with a metadata.name
+field selector. */}}
 - apiGroups: [""]
   resources: [secrets]
   {{- with .Values.rbac.secrets.resourceNames }}
   resourceNames: {{ toJson . }}
   {{- end }}
-  verbs: [get]
+  verbs: [list]
 {{- end }}
 {{- if eq .Values.operator.executor "job" }}
 - apiGroups: [batch]
@@ -103,8 +113,76 @@ app.kubernetes.io/part-of: videojob
   verbs: [create, get, list, watch, delete, patch]
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
 {{- end }}
+{{- end -}}
+
+{{/* true when the operator creates the worker identity in VideoJob namespaces (all-namespaces
+job mode, worker.serviceAccount.operatorManaged): see controller/worker_identity.py. */}}
+{{- define "videojob.operatorManagesWorkers" -}}
+{{- if and (include "videojob.clusterWide" .) (eq .Values.operator.executor "job") .Values.worker.serviceAccount.create .Values.worker.serviceAccount.operatorManaged -}}true{{- end -}}
+{{- end -}}
+
+{{/* The rights that takes: create what is missing, and bind only the worker ClusterRole. */}}
+{{- define "videojob.workerIdentityRules" -}}
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get, create, patch]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [rolebindings]
+  verbs: [get, create]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [clusterroles]
+  resourceNames: [{{ include "videojob.fullname" . }}-worker]
+  verbs: [bind]
+{{- if .Values.networkPolicy.enabled }}
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, create, patch]
+{{- end }}
+{{- end -}}
+
+{{/* The worker pods' NetworkPolicy spec (YAML): no ingress; egress to DNS, the API server, AWS. */}}
+{{- define "videojob.workerNetworkPolicySpec" -}}
+{{- $np := .Values.networkPolicy -}}
+{{- $api := $np.apiServer.cidrs -}}
+{{- if not $api -}}
+{{- $endpoints := lookup "v1" "Endpoints" "default" "kubernetes" -}}
+{{- range ($endpoints.subsets | default list) }}{{ range (.addresses | default list) }}{{ $api = append $api (printf "%s/32" .ip) }}{{ end }}{{ end -}}
+{{- end -}}
+podSelector:
+  matchLabels:
+    app.kubernetes.io/name: videojob-worker
+    app.kubernetes.io/managed-by: videojob-operator
+policyTypes: [Ingress, Egress]
+egress:
+  - to:
+      - namespaceSelector:
+          matchLabels: {{ toJson $np.dns.namespaceSelector }}
+        podSelector:
+          matchLabels: {{ toJson $np.dns.podSelector }}
+    ports:
+      - {protocol: UDP, port: 53}
+      - {protocol: TCP, port: 53}
+  - to:
+      {{- range ($api | default (list "0.0.0.0/0")) }}
+      - ipBlock: {cidr: {{ . | quote }}}
+      {{- end }}
+    ports:
+      {{- range $np.apiServer.ports }}
+      - {protocol: TCP, port: {{ . }}}
+      {{- end }}
+  {{- with $np.endpointCIDRs }}
+  - to:
+      {{- range . }}
+      - ipBlock: {cidr: {{ . | quote }}}
+      {{- end }}
+    ports:
+      - {protocol: TCP, port: 443}
+  {{- end }}
+  {{- with $np.extraEgress }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 {{- end -}}
 
 {{/* Kopf's runtime discovery in all-namespaces mode: it watches CRDs to notice new resources.

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from videojob.api.limits import spec_size_rule
 from videojob.api.models import (
     API_GROUP,
     API_VERSION,
@@ -27,7 +28,8 @@ _KEEP = {
     "type", "properties", "required", "items", "enum", "default", "description", "format",
     "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
     "pattern", "minItems", "maxItems", "nullable", "x-kubernetes-preserve-unknown-fields",
-    "x-kubernetes-int-or-string", "additionalProperties",
+    "x-kubernetes-int-or-string", "additionalProperties", "x-kubernetes-validations",
+    "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
 }
 
 
@@ -81,7 +83,8 @@ def openapi_schema() -> dict[str, Any]:
         {
             "rule": "has(self.code) || has(self.storyboard) || has(self.prompt)",
             "message": "spec needs one content source: code, storyboard or prompt",
-        }
+        },
+        spec_size_rule(VideoJobSpec),
     ]
     status = _schema_of(VideoJobStatus)
     return {

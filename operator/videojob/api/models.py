@@ -11,8 +11,10 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_serializer, model_validator
 from pydantic.alias_generators import to_camel
+
+from videojob.api import limits
 
 API_GROUP = "videogen.io"
 API_VERSION = "v1alpha1"
@@ -51,6 +53,14 @@ class _StatusModel(_Model):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="ignore", use_enum_values=True, validate_assignment=True
     )
+
+    @field_serializer("message", check_fields=False)
+    def _cap_message(self, message: str | None) -> str | None:
+        # The CRD caps messages; every status write is a model_dump, which cuts them to fit.
+        return limits.truncate_message(message)
+
+
+_Message = Field(json_schema_extra={"maxLength": limits.MAX_STATUS_MESSAGE})
 
 
 # --------------------------------------------------------------------------------------- spec
@@ -162,8 +172,13 @@ class RetryStrategy(_Model):
     backoff: Backoff = Backoff()
 
 
-# Kubernetes quantities: `cpu: 2` and `memory: 2Gi` are both valid.
-Quantity = Annotated[str | int | float, WithJsonSchema({"x-kubernetes-int-or-string": True})]
+# Kubernetes quantities: `cpu: 2`, `cpu: 0.5` and `memory: 2Gi` are all valid. `int-or-string`
+# would refuse 0.5 and a structural schema cannot say "number or string", so the node is untyped
+# and a CEL rule keeps it a scalar.
+QUANTITY_RULE = {"rule": "type(self) == string || type(self) == int || type(self) == double",
+                 "message": "a quantity: a number (2, 0.5) or a string (500m, 2Gi)"}
+Quantity = Annotated[str | int | float, WithJsonSchema({"x-kubernetes-preserve-unknown-fields": True,
+                                                        "x-kubernetes-validations": [QUANTITY_RULE]})]
 # Objects passed through to the pod spec as they are (the API server validates them on the Job).
 _OPAQUE_LIST = WithJsonSchema({"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}})
 _OPAQUE_OBJECT = WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True})
@@ -214,6 +229,14 @@ class VideoJobSpec(_Model):
     pod_template: Annotated[
         PodTemplate | None, Field(description="Pod settings when runs execute as Kubernetes Jobs.")
     ] = None
+
+    @model_validator(mode="after")
+    def _fits_in_annotations(self) -> "VideoJobSpec":
+        # The same bound as the CRD's CEL rule (api/limits.py): Kopf and kubectl keep the spec in
+        # annotations, which share 256 KiB.
+        if limits.spec_text_bytes(self.model_dump(by_alias=True, exclude_none=True), type(self)) > limits.MAX_SPEC_TEXT_BYTES:
+            raise ValueError(limits.SPEC_TOO_LARGE)
+        return self
 
     @property
     def source(self) -> Literal["code", "storyboard", "prompt", "none"]:
@@ -276,7 +299,7 @@ class StageStatus(_StatusModel):
     started_at: str | None = None
     finished_at: str | None = None
     attempts: int = 0
-    message: str | None = None
+    message: Annotated[str | None, _Message] = None
 
 
 class Outputs(_StatusModel):
@@ -317,7 +340,7 @@ class Condition(_StatusModel):
     type: str
     status: Literal["True", "False", "Unknown"]
     reason: str
-    message: str = ""
+    message: Annotated[str, _Message] = ""
     observed_generation: int | None = None
     last_transition_time: str
 
@@ -339,8 +362,11 @@ class VideoJobStatus(_StatusModel):
     upload: UploadStatus | None = None
     code_upload: CodeUploadStatus | None = None
     usage: Usage | None = None
-    message: str | None = None
-    conditions: list[Condition] = []
+    # Which isolation rendered this generation's code (DESIGN: bubblewrap | pod | none).
+    sandbox: Literal["bubblewrap", "pod", "none"] | None = None
+    message: Annotated[str | None, _Message] = None
+    conditions: Annotated[list[Condition], Field(json_schema_extra={
+        "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})] = []
 
     @classmethod
     def from_object(cls, raw: dict | None) -> "VideoJobStatus | None":

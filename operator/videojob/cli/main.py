@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bar (also when stderr is not a terminal)")
     run.add_argument("--metrics-file", default=None, help="write Prometheus metrics in textfile-collector format here")
     run.add_argument("--log-format", choices=["text", "json"], default="text")
+    run.add_argument("--sandbox", choices=["auto", "bubblewrap", "none"], default=None,
+                     help="isolation of scene code (default: VIDEOJOB_SANDBOX or auto); none = trusted code only")
 
     op = verbs.add_parser("operator", help="run the Kubernetes operator")
     scope = op.add_mutually_exclusive_group()
@@ -40,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--generation", type=int, required=True)
     worker.add_argument("--attempt", type=int, default=1)
     worker.add_argument("--log-format", choices=["text", "json"], default="text")
+
+    render = verbs.add_parser("render-server", help="render scenes the worker drops into a spool (a Job pod's render container)")
+    render.add_argument("--spool", required=True, help="directory shared with the worker (an emptyDir)")
+    render.add_argument("--poll-interval", type=float, default=0.05, help="seconds between looks at the spool")
+    render.add_argument("--log-format", choices=["text", "json"], default="text")
 
     verbs.add_parser("crd", help="print the CustomResourceDefinition generated from the API models")
 
@@ -68,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         from videojob.controller.worker import worker_command
 
         return worker_command(args)
+    if args.verb == "render-server":
+        from videojob.cli.render_server import render_server_command
+
+        return render_server_command(args)
     if args.verb == "aws":
         from videojob.cli.aws import aws_command
 

@@ -22,14 +22,12 @@ def _error(message: str) -> None:
 
 def run_command(args) -> int:
     output_dir = Path(args.output_dir).resolve()
-    # Start the render zygote first thing, before importing pydantic, LangGraph and friends: it
-    # imports Manim (most of a second) while we validate and plan. If the manifest turns out
-    # invalid, it is simply stopped. (This module imports nothing heavy at the top for that reason.)
+    # Renders run in sandboxes started for this run only (single-use); none at all when every
+    # scene is already in the render cache. (Nothing heavy is imported at the top of this module.)
     from videojob.pipeline.sandbox import Sandbox
 
-    sandbox = Sandbox(output_dir / ".work")
+    sandbox = Sandbox(output_dir / ".work", mode=getattr(args, "sandbox", None))
     try:
-        sandbox.prewarm(1)
         return _validated_run(args, output_dir, sandbox)
     except KeyboardInterrupt:
         _error("interrupted")
@@ -40,7 +38,6 @@ def run_command(args) -> int:
 
 def _validated_run(args, output_dir: Path, sandbox) -> int:
     from videojob.api.manifest import InvalidVideoJob, load_manifest
-    from videojob.config import ConfigError, load_settings
 
     try:
         job = load_manifest(args.manifest)
@@ -49,6 +46,8 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
         for line in exc.problems:
             sys.stderr.write(f"  {line}\n")
         return EXIT_INVALID
+    from videojob.config import ConfigError, load_settings
+
     try:
         settings = load_settings()
         from videojob.storage.aws_config import load_aws_config
@@ -62,6 +61,7 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
             _error("--parallel: must be at least 1")
             return EXIT_INVALID
         settings.scene_parallelism = args.parallel
+    _warm_sandboxes(job, output_dir, args.quality, settings.scene_parallelism, sandbox)
     from videojob.pipeline.sandbox import SandboxLimits
 
     sandbox.limits = SandboxLimits(memory_mb=settings.render_memory_mb, max_output_mb=settings.render_max_output_mb)
@@ -70,39 +70,38 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
     json_logs = getattr(args, "log_format", "text") == "json"
     configure_logging("json" if json_logs else "text", logging.INFO if json_logs else logging.WARNING)
     with job_context(job.metadata.namespace or "local", job.metadata.name, job.metadata.generation):
-        _start_early_renders(job, settings, output_dir, args.quality, sandbox)
-        return asyncio.run(_run(job, settings, output_dir, args, sandbox))
+        return asyncio.run(_prefetch_and_run(job, settings, output_dir, args, sandbox))
 
 
-def _start_early_renders(job, settings, output_dir: Path, quality: str | None, sandbox) -> None:
-    """A code or storyboard source needs no planning to know its scenes' code: start rendering the
-    first ones now, while the pipeline (LangGraph) is still being imported. The render step then
-    takes these results instead of rendering the same scenes again."""
-    spec = job.spec
-    if spec.editing is not None or spec.source not in ("code", "storyboard"):
-        return
-    from videojob.pipeline.codecheck import scene_classes
-    from videojob.pipeline.render_cache import RenderCache, cache_key
+async def _prefetch_and_run(job, settings, output_dir: Path, args, sandbox) -> int:
+    """Scenes known from the manifest start rendering (in the pipeline's prefetch, through the
+    same sandbox, reader and cache as the render step) while LangGraph and friends load."""
+    import importlib
+
+    from videojob.pipeline.prefetch import Prefetch
+    from videojob.pipeline.render_cache import RenderCache
     from videojob.pipeline.sandbox import SandboxLimits
-    from videojob.pipeline.storyboard import generate_scene_code, scene_class_name
 
-    quality = quality or spec.render.quality
-    if spec.source == "code":
-        try:
-            scenes = [(spec.code, name) for name in scene_classes(spec.code)]
-        except SyntaxError:
-            return  # planning reports it, naming the line
-    else:
-        scenes = [(generate_scene_code(s, i), scene_class_name(i)) for i, s in enumerate(spec.storyboard.scenes)]
-    cache = RenderCache(output_dir / ".cache" / "renders")  # the pipeline's default cache location
-    limits = SandboxLimits(
-        timeout_seconds=spec.render.scene_timeout_seconds,
-        memory_mb=settings.render_memory_mb,
-        max_output_mb=settings.render_max_output_mb,
-    )
-    for code, name in scenes[: settings.scene_parallelism]:
-        if cache.get(cache_key(code, name, quality)) is None:
-            sandbox.start_early(code, name, quality, limits)
+    limits = SandboxLimits(timeout_seconds=job.spec.render.scene_timeout_seconds, memory_mb=settings.render_memory_mb,
+                           max_output_mb=settings.render_max_output_mb)
+    work = output_dir / ".work"
+    work.mkdir(parents=True, exist_ok=True)
+    cache = RenderCache(output_dir / ".cache" / "renders", settings.render_cache_mb * 1024 * 1024)
+    prefetch = Prefetch.start(job, sandbox, cache, work, args.quality, limits, settings.scene_parallelism)
+    try:
+        await asyncio.to_thread(importlib.import_module, "videojob.run")
+        return await _run(job, settings, output_dir, args, sandbox)
+    finally:
+        await prefetch.aclose()
+
+
+def _warm_sandboxes(job, output_dir: Path, quality: str | None, parallelism: int, sandbox) -> None:
+    """Start the sandboxes the first scenes will need now, so Manim's import in them overlaps the
+    pipeline's own start-up; none when every known scene is cached."""
+    from videojob.pipeline.render_cache import uncached_known_scenes
+
+    needed = uncached_known_scenes(job, output_dir / ".cache" / "renders", quality)
+    sandbox.prewarm(1 if needed is None else min(needed, parallelism))
 
 
 async def _run(job, settings, output_dir: Path, args, sandbox) -> int:

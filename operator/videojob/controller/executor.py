@@ -60,7 +60,7 @@ class RunEnvironment:
     """What every run of one operator shares."""
 
     settings: Settings
-    kube: Any  # KubeClient-like: patch_status, create_event, read_secret (and api_client for Jobs)
+    kube: Any  # KubeClient-like: patch_status, create_event, core (Secrets), api_client (Jobs)
     slots: FairSlots
     events: EventRecorder
     store_root: Path

@@ -25,8 +25,10 @@ from videojob.controller.executor import Executor, RunRequest
 from videojob.controller.kube import plain
 from videojob.controller.metrics import JobBook
 from videojob.controller.reporter import StatusReporter
+from videojob.controller.tenancy import TenancyGate
 from videojob.logs import remember_object
 from videojob.pipeline.status import StatusTracker
+from videojob.policy import REASON as POLICY_DENIED
 from videojob.run import check_runnable
 
 log = logging.getLogger(__name__)
@@ -35,8 +37,10 @@ _SOME_MODEL = object()  # "an LLM is configured" for check_runnable, without bui
 
 
 class Controller:
-    def __init__(self, settings: Settings, kube: Any, executor: Executor, events: EventRecorder, book: JobBook):
+    def __init__(self, settings: Settings, kube: Any, executor: Executor, events: EventRecorder, book: JobBook,
+                 tenancy: TenancyGate | None = None):
         self.settings = settings
+        self.tenancy = tenancy or TenancyGate(settings, kube.core)
         self.kube = kube
         self.executor = executor
         self.events = events
@@ -110,6 +114,12 @@ class Controller:
         except InvalidVideoJob as exc:
             await self.executor.cancel(meta["uid"])
             await self._reject(raw, "InvalidSpec", "invalid spec: " + "; ".join(exc.problems))
+            return
+        denial = await self.tenancy.admit(job, meta["namespace"])
+        if denial is not None:  # before anything is read, spent or written for the run
+            await self.executor.cancel(meta["uid"])
+            metrics.record_policy_denial(denial.rule)
+            await self._reject(raw, POLICY_DENIED, f"policy: {denial}")
             return
         content_generation = decisions.content_generation(raw)
         job.metadata.generation = content_generation

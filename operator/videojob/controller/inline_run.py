@@ -179,7 +179,9 @@ class InlineRun(RunHandle):
         self._changed.set()
         await self._publish()
         try:
-            credentials = await read_credentials(self.env.kube, self.request.namespace, self.job)
+            credentials = await read_credentials(
+                self.env.kube, self.request.namespace, self.job, default_model=self.env.settings.llm_model
+            )
         except TransientError as exc:
             self.tracker.failed(exc.reason, exc.message, stalled=False)
             return exc
@@ -192,6 +194,7 @@ class InlineRun(RunHandle):
             before_stage=self._gate,
             credentials=credentials,
             sandbox=self.env.sandbox,
+            tenant=True,
         )
         if result.succeeded:
             return None
@@ -244,7 +247,7 @@ class InlineRun(RunHandle):
                     await self._publish()
                 await self._resume.wait()
                 self.tracker.restart_clock()  # the deadline clock restarts on resume, as for Jobs
-            place = self.env.slots.enqueue(self.request.queue_key)  # in line before any await
+            place = self.env.slots.enqueue(self.request.queue_key, self.request.namespace)  # in line before any await
             if place.done():
                 break
             try:
@@ -257,11 +260,11 @@ class InlineRun(RunHandle):
                 finally:
                     paused.cancel()
             except BaseException:
-                self.env.slots.withdraw(place)
+                self.env.slots.withdraw(place, self.request.namespace)
                 raise
             if place.done() and not place.cancelled():
                 break
-            self.env.slots.withdraw(place)  # suspended while waiting: leave the line
+            self.env.slots.withdraw(place, self.request.namespace)  # suspended while waiting: leave the line
         self._holding_slot = True
         if self._started is None:
             metrics.record_queue_wait(time.monotonic() - self._submitted)
@@ -269,7 +272,7 @@ class InlineRun(RunHandle):
     def _release_slot(self) -> None:
         if self._holding_slot:
             self._holding_slot = False
-            self.env.slots.release()
+            self.env.slots.release(self.request.namespace)
 
     async def _gate(self, stage: str) -> None:
         """Called before each stage: pause here while spec.suspend is true."""
@@ -282,10 +285,10 @@ class InlineRun(RunHandle):
         await self._resume.wait()
         rules.clock_restarted_now(self.tracker)
         self._clock_start = time.monotonic()
-        if not self.env.slots.try_acquire():
+        if not self.env.slots.try_acquire(self.request.namespace):
             self.tracker.queued("resumed; waiting for a free slot")
             await self._publish()
-            await self.env.slots.acquire(self.request.queue_key)
+            await self.env.slots.acquire(self.request.queue_key, self.request.namespace)
         self._holding_slot = True
         rules.resume_at(self.tracker, stage)
         self._changed.set()

@@ -203,8 +203,8 @@ class KubeJobRun(RunHandle):
             await self.mirror.queued(f"starting Job {self.job_name}")
             self._needs_queued_write = False
         deadline = None if remaining is None else max(1, int(remaining))
-        body = build_job(self._videojob_dict(), self.attempt, self.env.settings, active_deadline_seconds=deadline)
-        body["spec"]["suspend"] = self.suspended
+        body = build_job(self._videojob_dict(), self.attempt, self.env.settings, active_deadline_seconds=deadline,
+                         suspend=self.suspended)  # a Kueue Job is created suspended whatever this says
         job, created = await self.jobs.create_job(self.request.namespace, body)
         if created:
             log.info("%s/%s: created Job %s", self.request.namespace, self.request.name, self.job_name)

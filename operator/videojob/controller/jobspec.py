@@ -15,12 +15,13 @@ from typing import Any
 
 from videojob.api.models import API_GROUP, API_VERSION, KIND
 from videojob.config import Settings
+from videojob.controller import podspec
 
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 LABEL_VIDEOJOB = f"{API_GROUP}/videojob"
 LABEL_GENERATION = f"{API_GROUP}/generation"
 LABEL_ATTEMPT = f"{API_GROUP}/attempt"
-WORKDIR = "/work"
+WORKDIR = podspec.WORKDIR
 
 # Settings the worker needs to behave like the operator. Credentials are deliberately absent:
 # a Job spec is readable by anyone who can list Jobs; workers get AWS access from their
@@ -31,16 +32,21 @@ PASSED_ENV = (
     "AWS_MULTIPART_THRESHOLD", "AWS_CHUNK_SIZE", "AWS_MAX_CONCURRENT_UPLOADS", "AWS_MAX_RETRIES", "AWS_RETRY_MODE",
     "VIDEOJOB_LLM_MODEL", "VIDEOJOB_SCENE_PARALLELISM", "VIDEOJOB_RENDER_MEMORY_MB",
     "VIDEOJOB_RENDER_MAX_OUTPUT_MB", "VIDEOJOB_REPAIR_MEMORY",
+    # Per-job caps: the worker enforces them as the run goes (docs/operator.md "Multi-tenancy").
+    "VIDEOJOB_MAX_SCENES_PER_JOB", "VIDEOJOB_MAX_TOKENS_PER_JOB", "VIDEOJOB_MAX_TTS_CHARACTERS_PER_JOB",
 )
 
 _DNS_LABEL = re.compile(r"[^a-z0-9-]")
 
 
 def job_name(name: str, generation: int, attempt: int) -> str:
-    """Deterministic, <= 63 characters (Job names become pod labels), unique per attempt."""
+    """Deterministic, <= 63 characters (Job names become pod labels), unique per attempt.
+
+    A VideoJob name that is not already a DNS label (`a.b`, `A`) is sanitized and gets a short hash
+    of the original, so `a.b` and `a-b` never map to the same Job."""
     suffix = f"-g{generation}-a{attempt}"
     base = _DNS_LABEL.sub("-", name.lower()).strip("-") or "videojob"
-    if len(base) + len(suffix) > 63:
+    if base != name or len(base) + len(suffix) > 63:
         digest = hashlib.sha256(name.encode()).hexdigest()[:8]
         base = base[: 63 - len(suffix) - 9].rstrip("-") + "-" + digest
     return base + suffix
@@ -76,19 +82,35 @@ def merged_pod_settings(defaults: dict[str, Any], template: dict[str, Any] | Non
     return {k: v for k, v in out.items() if v}
 
 
+def pod_failure_policy() -> dict[str, Any]:
+    """A node drain, preemption or spot reclaim (the pod gets DisruptionTarget) is not the job's
+    fault: the Job controller replaces the pod without counting it. Any exit of the worker itself
+    ends the Job at once; the operator decides on retries (each a new Job, with backoff)."""
+    return {"rules": [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        {"action": "FailJob", "onExitCodes": {"containerName": podspec.WORKER_CONTAINER, "operator": "NotIn", "values": [0]}},
+    ]}
+
+
 def build_job(
     videojob: dict[str, Any],
     attempt: int,
     settings: Settings,
     environ: dict[str, str] | None = None,
     active_deadline_seconds: int | None = None,
+    suspend: bool | None = None,
 ) -> dict[str, Any]:
-    """The batch/v1 Job for one attempt of the VideoJob's current generation."""
+    """The batch/v1 Job for one attempt of the VideoJob's current generation.
+
+    `suspend` (default spec.suspend) creates the Job suspended. A Job for a Kueue queue is always
+    created suspended: Kueue unsuspends it on admission (and counts its requests against quota).
+    """
     meta = videojob["metadata"]
     spec = videojob.get("spec", {})
     name, namespace, generation = meta["name"], meta["namespace"], int(meta.get("generation") or 1)
     environ = os.environ if environ is None else environ
     defaults = json.loads(settings.job_pod_defaults or "{}")
+    defaults["resources"] = _merge_resources(podspec.default_render_resources(settings), defaults.get("resources"))
     pod = merged_pod_settings(defaults, spec.get("podTemplate"))
 
     labels = {
@@ -101,34 +123,16 @@ def build_job(
     job_labels = dict(labels)
     queue = (meta.get("labels") or {}).get(QUEUE_LABEL)
     if queue:
-        job_labels[QUEUE_LABEL] = queue  # Kueue admits the Job by this label; nothing else needed
+        job_labels[QUEUE_LABEL] = queue  # Kueue admits the Job by this label
 
     env = [{"name": "VIDEOJOB_WORKDIR", "value": WORKDIR}]
     env += [{"name": k, "value": environ[k]} for k in PASSED_ENV if environ.get(k)]
-    container = {
-        "name": "worker",
-        "image": settings.worker_image or "videojob-operator:latest",
-        "imagePullPolicy": "IfNotPresent",
-        "args": ["worker", "--namespace", namespace, "--name", name, "--generation", str(generation),
-                 "--attempt", str(attempt)],
-        "env": env,
-        "resources": pod.get("resources", {}),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "volumeMounts": [{"name": "work", "mountPath": WORKDIR}, {"name": "tmp", "mountPath": "/tmp"}],
-    }
-    pod_spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "serviceAccountName": pod.get("serviceAccountName") or settings.worker_service_account,
-        "automountServiceAccountToken": True,  # the worker reports into the VideoJob's status
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [container],
-        "volumes": [{"name": "work", "emptyDir": {}}, {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}],
-    }
+    args = ["worker", "--namespace", namespace, "--name", name, "--generation", str(generation), "--attempt", str(attempt)]
+    pod_spec = podspec.pod_spec(
+        image=settings.worker_image or "videojob-operator:latest", args=args, env=env,
+        service_account=pod.get("serviceAccountName") or settings.worker_service_account,
+        render_resources=pod.get("resources", {}), runtime_class=settings.job_runtime_class_name or None,
+    )
     pull_secrets = [n.strip() for n in settings.worker_image_pull_secrets.split(",") if n.strip()]
     if pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": n} for n in pull_secrets]
@@ -136,12 +140,15 @@ def build_job(
         if pod.get(key):
             pod_spec[key] = pod[key]
 
+    suspend = bool(spec.get("suspend", False)) if suspend is None else suspend
     job_spec: dict[str, Any] = {
-        # Retries are made by the operator as new Jobs (with backoff), so each attempt is visible.
+        # 0: a failure of the worker ends the Job; the operator retries as a new Job (with backoff),
+        # so each attempt is visible. Disruptions do not count (podFailurePolicy).
         "backoffLimit": 0,
-        "suspend": bool(spec.get("suspend", False)),
+        "podFailurePolicy": pod_failure_policy(),
+        "suspend": suspend or bool(queue),
         "ttlSecondsAfterFinished": settings.job_ttl_seconds_after_finished,
-        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        "template": {"metadata": {"labels": labels, "annotations": podspec.pod_annotations()}, "spec": pod_spec},
     }
     deadline = active_deadline_seconds if active_deadline_seconds is not None else spec.get("activeDeadlineSeconds")
     if deadline:
@@ -182,10 +189,11 @@ def job_outcome(job: dict[str, Any], pods: list[dict[str, Any]] = ()) -> tuple[s
         status = pod.get("status", {})
         if status.get("reason") == "Evicted":
             return "failed", "Evicted", status.get("message") or "the worker pod was evicted"
-        for cs in status.get("containerStatuses", []) or []:
+        for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
             terminated = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get("terminated")
-            if terminated and terminated.get("reason") == "OOMKilled":
-                return "failed", "OOMKilled", "the worker ran out of memory; raise spec.podTemplate.resources.limits.memory"
+            if terminated and terminated.get("reason") == "OOMKilled" and cs.get("name", podspec.WORKER_CONTAINER) == podspec.WORKER_CONTAINER:
+                # The render container restarts by itself (a sidecar); the worker reports its scene.
+                return "failed", "OOMKilled", "the worker container ran out of memory"
             waiting = (cs.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in _IMAGE_ERRORS:
                 return "failed", "ImagePullError", f"{waiting.get('reason')}: {waiting.get('message', '')}".strip(": ")

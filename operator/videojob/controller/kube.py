@@ -1,4 +1,7 @@
-"""The operator's own Kubernetes calls: status PATCH, metadata PATCH, Events, Secrets, CRD check.
+"""The operator's own Kubernetes calls: status PATCH, metadata PATCH, Events, CRD check.
+
+Secrets are read only by name AND the credentials label (`controller.secrets`, see
+`videojob.controller.tenancy`).
 
 Kopf applies a handler's patch only when the handler returns; a run reports progress for
 minutes, so status goes straight to the `/status` subresource from here. The official client is
@@ -8,7 +11,6 @@ synchronous: every call runs in a worker thread so the event loop never blocks.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import os
 from collections.abc import Mapping
@@ -138,11 +140,3 @@ class KubeClient:
 
     async def create_event(self, namespace: str, event: dict[str, Any]) -> None:
         await asyncio.to_thread(self.core.create_namespaced_event, namespace, event)
-
-    async def read_secret(self, namespace: str, name: str) -> dict[str, str]:
-        """The Secret's data, base64-decoded. Raises ApiException (404 when absent)."""
-        secret = await asyncio.to_thread(self.core.read_namespaced_secret, name, namespace)
-        data = dict(secret.data or {})
-        out = {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
-        out.update(secret.string_data or {})
-        return out

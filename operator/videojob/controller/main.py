@@ -30,6 +30,7 @@ from videojob.controller.leader import LeadershipLost, LeaseElector, lead
 from videojob.controller.metrics import JobBook, MetricsServer
 from videojob.controller.slots import FairSlots
 from videojob.pipeline.sandbox import Sandbox, SandboxLimits
+from videojob.policy import TenancyPolicy
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def run_environment(settings: Settings, kube: KubeClient, options: OperatorOptio
     return RunEnvironment(
         settings=settings,
         kube=kube,
-        slots=FairSlots(settings.max_concurrent_jobs),
+        slots=FairSlots(settings.max_concurrent_jobs, TenancyPolicy.from_settings(settings).max_concurrent_per_namespace),
         events=EventRecorder(kube),
         store_root=store_root,
         min_write_interval=options.status_interval,

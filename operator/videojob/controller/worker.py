@@ -6,8 +6,9 @@ the VideoJob's status through the operator's `StatusReporter` (throttled writes,
 every phase change). It does not retry: the operator makes each retry a new Job. LLM keys come
 from the one credential reader (`credentials.py`), which registers them for log redaction.
 
-It needs only: get videojobs, patch videojobs/status, create events, and get the Secret named
-in spec.llm.credentialsSecretRef (the chart's worker Role).
+It needs only: get videojobs, patch videojobs/status, create events, and list (by name and the
+label videogen.io/credentials=true) the Secret named in spec.llm.credentialsSecretRef (the
+chart's worker Role).
 
 Exit codes: 0 succeeded; 1 failed (status says why, Stalled=True when a retry cannot help);
 2 nothing to do: the VideoJob is gone, its generation moved on, or the configuration is bad;
@@ -136,7 +137,7 @@ async def _run(
     tracker.started(f"running in Job pod (attempt {attempt})")
     await reporter.publish()
     try:
-        credentials = await read_credentials(kube, raw["metadata"]["namespace"], job)
+        credentials = await read_credentials(kube, raw["metadata"]["namespace"], job, default_model=settings.llm_model)
     except CredentialsUnavailable as exc:
         tracker.failed(exc.reason, exc.message, stalled=False)
         await reporter.publish()
@@ -144,14 +145,22 @@ async def _run(
 
     from videojob.run import run_videojob
 
-    result = await run_videojob(
-        job,
-        settings=settings,
-        store_root=Path(store_root or settings.workdir),
-        tracker=tracker,
-        callbacks=[lambda event: reporter.progress(important=event.kind in ("stage_started", "stage_failed"))],
-        credentials=credentials,
-    )
+    store = Path(store_root or settings.workdir)
+    sandbox = _pod_sandbox(store)
+    try:
+        result = await run_videojob(
+            job,
+            settings=settings,
+            store_root=store,
+            tracker=tracker,
+            callbacks=[lambda event: reporter.progress(important=event.kind in ("stage_started", "stage_failed"))],
+            credentials=credentials,
+            tenant=True,  # a model at spec.llm.baseUrl gets only the Secret's keys
+            sandbox=sandbox,
+        )
+    finally:
+        if sandbox is not None:
+            sandbox.close()
     if not result.succeeded and job.spec.human_loop and result.error is not None and result.error.permanent:
         tracker.awaiting_input(result.error.reason, decisions.human_loop_message(result.error.reason, result.error.message))
     await reporter.publish()
@@ -172,3 +181,13 @@ async def _videojob_to_run(kube: Any, namespace: str, name: str, generation: int
             f"generation {generation}; nothing to do (the operator runs the new generation)"
         )
     return raw
+
+
+def _pod_sandbox(store: Path) -> Any:
+    """In a Job pod with a render container (VIDEOJOB_RENDER_SPOOL set), scenes render there
+    (status.sandbox: pod); otherwise run_videojob makes the usual sandbox (VIDEOJOB_SANDBOX)."""
+    from videojob.pipeline.sandbox import Sandbox
+    from videojob.pipeline.sandbox.pod import pod_runner_from_environment
+
+    runner = pod_runner_from_environment()
+    return None if runner is None else Sandbox(store / ".work", runner=runner)

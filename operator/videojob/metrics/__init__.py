@@ -45,6 +45,14 @@ UPLOAD_DURATION = Histogram(
 AWS_ERRORS = Counter(
     "videojob_aws_errors_total", "Errors from AWS calls", ["service", "operation", "retryable"]
 )
+POLICY_DENIALS = Counter(
+    "videojob_policy_denials_total", "VideoJobs refused or stopped by the tenancy policy, by rule", ["rule"]
+)
+
+
+def record_policy_denial(rule: str) -> None:
+    """rule: one of videojob.policy.RULES."""
+    POLICY_DENIALS.labels(rule=rule).inc()
 
 
 def record_phase(namespace: str, phase: str) -> None:

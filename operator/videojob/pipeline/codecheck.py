@@ -1,46 +1,19 @@
-"""Static checks on untrusted Manim code, before it is ever executed.
+"""Early, friendly checks on scene code before a render is spent on it. NOT a security fence.
 
-This is the first of two fences (the second is the audit hook in `sandbox_child`): it rejects
-imports outside an allowlist and the handful of builtins and attributes that classic Python
-sandbox escapes rely on. The allowlist admits what ordinary Manim scenes use, judged by the
-examples in Manim's documentation: manim itself, numpy, scipy, networkx, PIL and the harmless
-parts of the standard library.
+The fence is the operating system's (`videojob.pipeline.sandbox`): scene code runs in a sandbox
+with no credentials, no network and a read-only view of the system, whatever it contains. So
+this check refuses only what can never render, and says why in words a person or an LLM can act
+on: syntax errors, relative imports (a scene is a single file) and imports of modules that are
+not installed where scenes render. It never refuses names or strings (`Text("fork")`, a variable
+called `input`) or ordinary standard-library imports (`os.path`, `pathlib`, `itertools`).
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.util
+import sys
 from dataclasses import dataclass
-
-# Top-level packages whose import is allowed (submodules included).
-ALLOWED_MODULES = frozenset(
-    {
-        "manim", "manimpango", "numpy", "scipy", "networkx", "PIL", "colour", "mapbox_earcut",
-        "__future__", "math", "cmath", "random", "itertools", "functools", "collections", "typing",
-        "typing_extensions", "dataclasses", "enum", "string", "fractions", "decimal", "statistics",
-        "operator", "copy", "re", "textwrap", "abc", "numbers", "bisect", "heapq", "time",
-        "datetime", "calendar", "colorsys", "json", "unicodedata", "contextlib", "types", "array",
-    }
-)
-
-# Builtins that read files, run arbitrary code or reach interpreter internals.
-FORBIDDEN_NAMES = frozenset(
-    {
-        "__import__", "eval", "exec", "compile", "open", "input", "breakpoint", "globals",
-        "locals", "vars", "memoryview", "__builtins__", "__loader__", "__spec__", "help", "exit", "quit",
-    }
-)
-
-# Attributes used to climb from an ordinary object to `os`, frames or code objects.
-FORBIDDEN_ATTRIBUTES = frozenset(
-    {
-        "__subclasses__", "__globals__", "__builtins__", "__code__", "__closure__", "__bases__",
-        "__base__", "__mro__", "__dict__", "__getattribute__", "__reduce__", "__reduce_ex__",
-        "__loader__", "__spec__", "__import__", "f_globals", "f_locals", "f_builtins", "f_back",
-        "gi_frame", "gi_code", "cr_frame", "tb_frame", "co_code", "func_globals", "system",
-        "popen", "spawn", "fork", "execv", "execve", "environ", "modules",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -52,8 +25,18 @@ class Violation:
         return f"line {self.line}: {self.message}"
 
 
+def _installed(module: str) -> bool:
+    top = module.split(".")[0]
+    if top in sys.builtin_module_names or top in sys.stdlib_module_names:
+        return True
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def check_code(code: str) -> list[Violation]:
-    """Problems that forbid running `code`; empty when it may run in the sandbox."""
+    """Problems that mean `code` cannot render; empty when it is worth a render."""
     try:
         tree = ast.parse(code, filename="scene.py")
     except SyntaxError as exc:
@@ -62,20 +45,13 @@ def check_code(code: str) -> list[Violation]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name.split(".")[0] not in ALLOWED_MODULES:
-                    problems.append(Violation(node.lineno, f"import of {alias.name!r} is not allowed"))
+                if not _installed(alias.name):
+                    problems.append(Violation(node.lineno, f"module {alias.name!r} is not installed where scenes render"))
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                problems.append(Violation(node.lineno, "relative imports are not allowed"))
-            elif (node.module or "").split(".")[0] not in ALLOWED_MODULES:
-                problems.append(Violation(node.lineno, f"import from {node.module!r} is not allowed"))
-        elif isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES:
-            problems.append(Violation(node.lineno, f"use of {node.id!r} is not allowed"))
-        elif isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES:
-            problems.append(Violation(node.lineno, f"access to attribute {node.attr!r} is not allowed"))
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in FORBIDDEN_ATTRIBUTES | {"__import__"}:
-            # getattr(obj, "__globals__") spelled with a string.
-            problems.append(Violation(node.lineno, f"string {node.value!r} is not allowed"))
+                problems.append(Violation(node.lineno, "relative imports cannot work: a scene is a single file"))
+            elif node.module and not _installed(node.module):
+                problems.append(Violation(node.lineno, f"module {node.module!r} is not installed where scenes render"))
     return problems
 
 

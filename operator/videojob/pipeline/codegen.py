@@ -11,13 +11,12 @@ again, within the same attempt bound.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from typing import TYPE_CHECKING
 
 from videojob.pipeline.codecheck import scene_classes
 from videojob.pipeline.context import PipelineContext
-from videojob.pipeline.state import SceneState, VideoGenerationState
+from videojob.pipeline.state import SceneState, StateUpdate, VideoGenerationState
 from videojob.pipeline.storyboard import generate_scene_code
 
 if TYPE_CHECKING:
@@ -99,7 +98,7 @@ def _adopt_class_name(scene: SceneState, code: str) -> None:
         scene.class_name = names[0]
 
 
-async def generate_code(ctx: PipelineContext, state: VideoGenerationState) -> dict[str, Any]:
+async def generate_code(ctx: PipelineContext, state: VideoGenerationState) -> StateUpdate:
     """Write code for every scene that has none yet or whose last render failed."""
     spec = ctx.job.spec
     usage = ctx.usage  # counts every call, even those of a node that then fails

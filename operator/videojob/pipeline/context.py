@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 from videojob.api.models import VideoJob
+from videojob.pipeline.budget import UsageBudget
 from videojob.pipeline.progress import Progress
 from videojob.pipeline.sandbox import Sandbox, SandboxLimits
 from videojob.storage.records import Publisher, UploadProgressCallback
@@ -43,3 +44,5 @@ class PipelineContext:
     # LLM calls and tokens of this run, kept here rather than only in node updates so that a
     # node failing after some calls still has them counted in status.usage.
     usage: dict[str, int] = field(default_factory=lambda: {"llm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
+    # The operator's per-job caps (VIDEOJOB_MAX_*_PER_JOB), checked against `usage` as the run goes.
+    budget: UsageBudget = field(default_factory=UsageBudget)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Awaitable, Callable, Literal
+from typing import Awaitable, Callable, Literal
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
@@ -26,11 +26,11 @@ from videojob.api.models import Stage, VideoJob
 from videojob.pipeline import codegen, planner, publish, render
 from videojob.pipeline.context import PipelineContext
 from videojob.pipeline.errors import PipelineError
-from videojob.pipeline.state import VideoGenerationState
-from videojob.pipeline.status import run_stages
+from videojob.pipeline.state import StateUpdate, VideoGenerationState
+from videojob.pipeline.stages import run_stages
 
-NodeFn = Callable[[PipelineContext, VideoGenerationState], Awaitable[dict[str, Any]]]
-StateNode = Callable[[VideoGenerationState, Runtime[PipelineContext]], Awaitable[dict[str, Any]]]
+NodeFn = Callable[[PipelineContext, VideoGenerationState], Awaitable[StateUpdate]]
+StateNode = Callable[[VideoGenerationState, Runtime[PipelineContext]], Awaitable[StateUpdate]]
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def route_after_render(state: VideoGenerationState) -> Literal["combine", "gener
 def _in_stage(node: Node) -> StateNode:
     stage = node.stage.value
 
-    async def run(state: VideoGenerationState, runtime: Runtime[PipelineContext]) -> dict[str, Any]:
+    async def run(state: VideoGenerationState, runtime: Runtime[PipelineContext]) -> StateUpdate:
         ctx = runtime.context
         await ctx.before_stage(stage)
         await ctx.progress.stage_started(stage)

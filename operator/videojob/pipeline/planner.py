@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -18,12 +17,10 @@ from videojob.api.models import MAX_SCENES, EditingSpec, Storyboard
 from videojob.pipeline.codecheck import check_code, scene_classes
 from videojob.pipeline.context import PipelineContext
 from videojob.pipeline.errors import InvalidContent
-from videojob.pipeline.state import SceneState, VideoGenerationState
+from videojob.pipeline.state import SceneState, StateUpdate, VideoGenerationState
 from videojob.pipeline.storyboard import scene_class_name
 
 log = logging.getLogger(__name__)
-
-Update = dict[str, Any]  # a partial VideoGenerationState
 
 
 class PlannedScene(BaseModel):
@@ -66,7 +63,7 @@ async def plan_from_prompt(ctx: PipelineContext, usage: dict[str, int]) -> Plan:
         "topic": spec.topic,
         "description": spec.description or "",
         "prompt": spec.prompt,
-        "max_scenes": min(8, MAX_SCENES),
+        "max_scenes": min(8, MAX_SCENES, ctx.budget.caps.max_scenes or MAX_SCENES),
     }
     model = client.runnable(usage=usage, stage="Planning")
     text = llm_mod.text_of(await (PLAN_PROMPT | model).ainvoke(values))
@@ -84,7 +81,7 @@ async def plan_from_prompt(ctx: PipelineContext, usage: dict[str, int]) -> Plan:
             ) from None
 
 
-async def _plan_edit(ctx: PipelineContext, state: VideoGenerationState, editing: EditingSpec) -> Update:
+async def _plan_edit(ctx: PipelineContext, state: VideoGenerationState, editing: EditingSpec) -> StateUpdate:
     """The scenes of the version being edited, each with its code to change."""
     from videojob.pipeline.llm import require_model
 
@@ -105,7 +102,7 @@ async def _plan_edit(ctx: PipelineContext, state: VideoGenerationState, editing:
     }
 
 
-def _plan_code(code: str) -> Update:
+def _plan_code(code: str) -> StateUpdate:
     """One scene per top-level Scene class of the user's code, after the static check."""
     try:
         names = scene_classes(code)
@@ -119,7 +116,7 @@ def _plan_code(code: str) -> Update:
     return {"scenes": [SceneState(index=i, title=name, class_name=name) for i, name in enumerate(names)]}
 
 
-def _plan_storyboard(storyboard: Storyboard) -> Update:
+def _plan_storyboard(storyboard: Storyboard) -> StateUpdate:
     return {
         "scenes": [
             SceneState(
@@ -131,7 +128,7 @@ def _plan_storyboard(storyboard: Storyboard) -> Update:
     }
 
 
-async def _plan_prompt(ctx: PipelineContext, usage: dict[str, int]) -> Update:
+async def _plan_prompt(ctx: PipelineContext, usage: dict[str, int]) -> StateUpdate:
     plan = await plan_from_prompt(ctx, usage)
     scenes = [
         SceneState(
@@ -143,7 +140,7 @@ async def _plan_prompt(ctx: PipelineContext, usage: dict[str, int]) -> Update:
     return {"plan": plan.model_dump(), "scenes": scenes}
 
 
-async def plan_scenes(ctx: PipelineContext, state: VideoGenerationState) -> Update:
+async def plan_scenes(ctx: PipelineContext, state: VideoGenerationState) -> StateUpdate:
     """The Planning node: the scenes of the video, from the first content source present."""
     spec = ctx.job.spec
     usage = ctx.usage  # counts every call, even those of a node that then fails
@@ -157,8 +154,14 @@ async def plan_scenes(ctx: PipelineContext, state: VideoGenerationState) -> Upda
         update = await _plan_prompt(ctx, usage)
     else:
         raise InvalidContent("spec: needs one content source: spec.code, spec.storyboard or spec.prompt", stage="Planning")
+    ctx.budget.check_scenes(len(update["scenes"]), _SCENES_FIELD.get(spec.source if spec.editing is None else "editing", "spec"))
     update["usage"] = dict(usage)
     count = len(update["scenes"])
     ctx.progress.set_scene_count(count)  # now the run knows how many steps it has
     await ctx.progress.step(f"planned {count} scene(s)")
     return update
+
+
+# The field whose scenes count against VIDEOJOB_MAX_SCENES_PER_JOB, by content source.
+_SCENES_FIELD = {"code": "spec.code", "storyboard": "spec.storyboard.scenes", "prompt": "spec.prompt",
+                 "editing": "spec.editing"}

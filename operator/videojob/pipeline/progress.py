@@ -1,15 +1,19 @@
 """Progress events: what the pipeline tells its caller while it works.
 
-A run has `2 * scenes + 4` steps: plan, code per scene, render per scene, combine, upload,
-record. Each event carries the stage, finished/total steps and a percent, so the CLI can draw a
-bar and the operator can write `status.progress` ("3/7") without knowing the graph.
+A run counts one step per scene in the per-scene stages (code, render, narration) and one step in
+each other stage (`stages.step_count`): `2 * scenes + 4` without narration. Each event carries
+the stage, finished/total steps and a percent, so the CLI can draw a bar and the operator can
+write `status.progress` ("3/7") without knowing the graph.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Literal
+from typing import Awaitable, Callable, Iterable, Literal
+
+from videojob.api.models import Stage
+from videojob.pipeline.stages import run_stages, step_count
 
 EventKind = Literal["stage_started", "stage_finished", "stage_failed", "step", "scene", "upload", "usage", "log"]
 
@@ -40,16 +44,17 @@ ProgressCallback = Callable[[ProgressEvent], "Awaitable[None] | None"]
 class Progress:
     """Counts steps and fans events out to callbacks. One per run."""
 
-    def __init__(self, callbacks: list[ProgressCallback] | None = None):
+    def __init__(self, callbacks: list[ProgressCallback] | None = None, stages: Iterable[Stage] | None = None):
         self.callbacks = list(callbacks or [])
+        self.stages = list(run_stages() if stages is None else stages)
         self.done = 0
-        self.total = 5  # until the plan says how many scenes there are (1 scene assumed)
+        self.total = step_count(self.stages, 1)  # until the plan says how many scenes there are
         self.stage = "Queued"
         self.scenes: int | None = None
 
     def set_scene_count(self, scenes: int) -> None:
         self.scenes = scenes
-        self.total = 2 * scenes + 4
+        self.total = step_count(self.stages, scenes)
 
     async def emit(self, kind: EventKind, message: str = "", **extra) -> None:
         event = ProgressEvent(kind, self.stage, self.done, self.total, message, scenes=self.scenes, **extra)

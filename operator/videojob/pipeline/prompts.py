@@ -30,7 +30,7 @@ Rules:
 
 TOOLS_NOTE = (
     "- Tools: `manim_docs(name)` shows the signature and docstring of a Manim class or function in the\n"
-    "  installed version; `check_code(code)` runs the sandbox's check. Use them when unsure, then answer.\n"
+    "  installed version; `check_code(code)` runs the early code check. Use them when unsure, then answer.\n"
 )
 
 CODEGEN_PROMPT = ChatPromptTemplate.from_messages(

@@ -8,12 +8,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 from pathlib import Path
-from typing import Any
 
 from videojob.api.models import Outputs, UploadState
 from videojob.pipeline.context import PipelineContext
 from videojob.pipeline.media import concat, probe, sha256_of
-from videojob.pipeline.state import VideoGenerationState
+from videojob.pipeline.state import StateUpdate, VideoGenerationState
 from videojob.storage.records import Artifacts
 
 
@@ -27,7 +26,7 @@ def combined_code(state: VideoGenerationState, user_code: str | None) -> str:
     return "from manim import *\n\n" + "\n\n".join(parts)
 
 
-async def combine(ctx: PipelineContext, state: VideoGenerationState) -> dict[str, Any]:
+async def combine(ctx: PipelineContext, state: VideoGenerationState) -> StateUpdate:
     output = ctx.workdir / f"{state.video_id}.mp4"
     inputs = [Path(s.video_path) for s in state.scenes]
 
@@ -70,7 +69,7 @@ def artifacts_of(ctx: PipelineContext, state: VideoGenerationState) -> Artifacts
     )
 
 
-async def upload(ctx: PipelineContext, state: VideoGenerationState) -> dict[str, Any]:
+async def upload(ctx: PipelineContext, state: VideoGenerationState) -> StateUpdate:
     async def on_progress(video_id: str, done: int, total: int, percent: float) -> None:
         await ctx.progress.emit("upload", f"uploading {percent:.0f}%", bytes_done=done, bytes_total=total)
         for callback in ctx.upload_callbacks:
@@ -95,7 +94,7 @@ async def upload(ctx: PipelineContext, state: VideoGenerationState) -> dict[str,
     }
 
 
-async def record(ctx: PipelineContext, state: VideoGenerationState) -> dict[str, Any]:
+async def record(ctx: PipelineContext, state: VideoGenerationState) -> StateUpdate:
     if state.stored is None:
         raise RuntimeError("the record stage needs the upload stage's outcome (state.stored)")
     recorded = await ctx.publisher.record(artifacts_of(ctx, state), state.stored)

@@ -73,3 +73,32 @@ class RenderCache:
             path.unlink(missing_ok=True)
             freed += size
         return freed
+
+
+def known_scenes(job) -> list[tuple[str, str]] | None:
+    """(code, scene class) of the job's scenes when known before planning (a code or storyboard
+    source); None when only planning can tell (a prompt, an edit)."""
+    spec = job.spec
+    if spec.editing is not None or spec.source not in ("code", "storyboard"):
+        return None
+    if spec.source == "code":
+        from videojob.pipeline.codecheck import scene_classes
+
+        try:
+            return [(spec.code, name) for name in scene_classes(spec.code)]
+        except SyntaxError:
+            return []  # planning reports it, naming the line
+    from videojob.pipeline.storyboard import generate_scene_code, scene_class_name
+
+    return [(generate_scene_code(s, i), scene_class_name(i)) for i, s in enumerate(spec.storyboard.scenes)]
+
+
+def uncached_known_scenes(job, cache_root: Path, quality: str | None = None) -> int | None:
+    """How many of the job's scenes are known before planning and not in the cache (None: not
+    known yet). Lets a caller warm sandboxes ahead of need, and start none when all is cached."""
+    scenes = known_scenes(job)
+    if scenes is None:
+        return None
+    quality = quality or job.spec.render.quality
+    cache = RenderCache(cache_root)
+    return sum(1 for code, name in scenes if cache.get(cache_key(code, name, quality)) is None)

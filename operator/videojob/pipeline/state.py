@@ -19,6 +19,7 @@ from videojob.api.models import Outputs
 from videojob.storage.records import UploadOutcome, VersionRecord
 
 SceneStatus = Literal["pending", "coded", "rendered", "failed"]
+StateUpdate = dict[str, Any]  # what a node returns: some VideoGenerationState fields, new values
 Source = Literal["code", "storyboard", "prompt"]
 
 

@@ -8,7 +8,7 @@ write fields themselves.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from videojob.api import conditions as C
 from videojob.api.models import (
@@ -25,16 +25,10 @@ from videojob.api.models import (
     VideoJobStatus,
 )
 from videojob.pipeline.progress import ProgressEvent
+from videojob.pipeline.stages import run_stages
 
-# The pipeline's stages in run order: every `Stage` between Queued and Done (the one list).
-PIPELINE_STAGES: tuple[Stage, ...] = tuple(s for s in Stage if s not in (Stage.Queued, Stage.Done))
-# Stages only some runs go through; the others run always.
-OPTIONAL_STAGES = frozenset({Stage.Narrating})
-
-
-def run_stages(*optional: Stage) -> list[Stage]:
-    """The stages of a run that also goes through the given optional ones, in run order."""
-    return [s for s in PIPELINE_STAGES if s not in OPTIONAL_STAGES or s in optional]
+if TYPE_CHECKING:
+    from videojob.pipeline.state import StateUpdate
 
 
 class StatusTracker:
@@ -151,6 +145,8 @@ class StatusTracker:
         self.status.progress_percent = event.percent
         if event.message:
             self.status.message = event.message
+        if event.data.get("sandbox") in ("bubblewrap", "pod", "none"):
+            self.status.sandbox = event.data["sandbox"]
         stage = self._stage(event.stage)
         important = stage is not None and event.kind in ("stage_started", "stage_finished", "stage_failed")
         if stage is None:
@@ -185,7 +181,7 @@ class StatusTracker:
             completion_tokens=usage.get("completion_tokens", 0),
         )
 
-    def apply_update(self, update: dict[str, Any]) -> None:
+    def apply_update(self, update: StateUpdate) -> None:
         """Take a node's state update (from the graph stream)."""
         if update.get("usage"):
             self.count_usage(update["usage"])

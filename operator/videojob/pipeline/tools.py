@@ -2,8 +2,8 @@
 
 - `manim_docs(name)`: the signature and docstring of a Manim class, function or method, read from
   the installed package (so the model writes against the version that will render the code).
-- `check_code(code)`: the sandbox's static check (syntax + import allowlist + forbidden names),
-  plus whether the code defines a Scene class: the model can fix refusals before a render is spent.
+- `check_code(code)`: the early check (syntax, relative imports, modules not installed), plus
+  whether the code defines a Scene class: the model can fix such problems before a render is spent.
 
 Both only read; neither runs model-written code.
 """
@@ -94,8 +94,8 @@ def manim_docs(name: str) -> str:
 
 @tool("check_code")
 def check_code(code: str) -> str:
-    """Check complete scene code before answering: syntax, the sandbox's import allowlist and
-    forbidden names, and that it defines a Scene class. Returns OK or the problems found."""
+    """Check complete scene code before answering: syntax, imports of modules that are not
+    installed, and that it defines a Scene class. Returns OK or the problems found."""
     return check_scene_code(code)
 
 

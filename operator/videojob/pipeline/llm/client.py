@@ -28,6 +28,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from videojob import metrics
+from videojob.pipeline.budget import UsageBudget
 from videojob.pipeline.errors import InvalidContent, PipelineError, TransientError
 from videojob.pipeline.llm.errors import describe, redact, retry_after_seconds, retry_reason
 from videojob.pipeline.llm.messages import Prompt, add_usage, as_messages, usage_of
@@ -93,9 +94,11 @@ class ChatLLM:
         secrets: Sequence[str] = (),
         cache: ResponseCache | None = None,
         params: dict[str, object] | None = None,
+        budget: UsageBudget | None = None,
     ):
         if not endpoints:
             raise ValueError("ChatLLM needs at least one model")
+        self.budget = budget  # the per-job token cap, checked around every call that is made
         self.endpoints = list(endpoints)
         self.timeout_seconds = timeout_seconds
         self.retry = retry or RetryPolicy()
@@ -122,7 +125,7 @@ class ChatLLM:
     def with_cache(self, cache: ResponseCache | None) -> "ChatLLM":
         return ChatLLM(
             self.endpoints, timeout_seconds=self.timeout_seconds, retry=self.retry, secrets=self._secrets,
-            cache=cache, params=self.params,
+            cache=cache, params=self.params, budget=self.budget,
         )
 
     def redact(self, text: str) -> str:
@@ -153,6 +156,8 @@ class ChatLLM:
             if hit is not None:
                 log.debug("LLM answer for %s taken from the cache", self.name)
                 return hit
+        if self.budget is not None:  # a cached answer costs nothing; a call may not pass the cap
+            self.budget.before_llm_call(usage, stage or None)
         call = _Call(messages, stage)
         try:
             answer = await self._chain(tools).ainvoke(call)
@@ -163,6 +168,8 @@ class ChatLLM:
         add_usage(usage, *usage_of(answer))
         if key is not None:
             self.cache.put(key, answer)
+        if self.budget is not None:
+            self.budget.after_llm_call(usage, stage or None)
         return answer
 
     def _chain(self, tools: Sequence[BaseTool]) -> Runnable[_Call, AIMessage]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from videojob.api.models import LLMSpec
+from videojob.pipeline.budget import UsageBudget
 from videojob.pipeline.errors import LLMNotConfigured
 from videojob.pipeline.llm.client import ChatLLM, ModelEndpoint
 from videojob.pipeline.llm.errors import redact
@@ -69,9 +70,16 @@ def split_model(name: str) -> tuple[str, str]:
     return provider, model
 
 
-def client_kwargs(provider: str, spec: LLMSpec, credentials: dict[str, str] | None, base_url: str | None) -> dict[str, Any]:
+def client_kwargs(
+    provider: str, spec: LLMSpec, credentials: dict[str, str] | None, base_url: str | None, *, sealed: bool = False
+) -> dict[str, Any]:
     """Constructor arguments for the provider's chat model class: sampling, timeout, no client-side
-    retries (ours are the only layer), and the credentials that apply to this provider."""
+    retries (ours are the only layer), and the credentials that apply to this provider.
+
+    `sealed`: the endpoint is a tenant's (spec.llm.baseUrl under the operator), so the client
+    gets `credentials` and nothing from the operator's environment (see `sealed_kwargs`)."""
+    if sealed:
+        return sealed_kwargs(provider, spec, credentials or {}, base_url)
     creds = credentials or {}
     timeout = float(spec.request_timeout_seconds)
     kwargs: dict[str, Any] = {"temperature": spec.temperature}
@@ -117,13 +125,37 @@ def client_kwargs(provider: str, spec: LLMSpec, credentials: dict[str, str] | No
     return kwargs
 
 
-def build_chat_model(name: str, spec: LLMSpec, credentials: dict[str, str] | None, base_url: str | None) -> BaseChatModel:
+def sealed_kwargs(provider: str, spec: LLMSpec, credentials: dict[str, str], base_url: str | None) -> dict[str, Any]:
+    """Arguments for a client talking to a tenant's own endpoint: every credential and identity
+    the client would otherwise take from the operator's environment is given explicitly, from
+    the VideoJob's Secret or as a placeholder (keyless OpenAI-compatible servers)."""
+    if provider != "openai" or not base_url:
+        # The admission policy (videojob.policy) lets a baseUrl through only with these providers.
+        raise LLMNotConfigured(f"spec.llm.baseUrl: provider {provider!r} cannot be used with a VideoJob's own endpoint")
+    organization = credentials.get("OPENAI_ORG_ID") or credentials.get("OPENAI_ORGANIZATION")
+    headers = {} if organization else {"OpenAI-Organization": ""}  # else OPENAI_ORG_ID would be sent
+    headers["OpenAI-Project"] = ""  # the openai client would send OPENAI_PROJECT_ID
+    kwargs: dict[str, Any] = {
+        "temperature": spec.temperature, "max_tokens": spec.max_tokens,
+        "timeout": float(spec.request_timeout_seconds), "max_retries": 0,
+        "base_url": base_url, "api_key": credentials.get("OPENAI_API_KEY") or "not-needed",
+        "default_headers": headers,
+    }
+    if organization:
+        kwargs["organization"] = organization
+    return kwargs
+
+
+def build_chat_model(
+    name: str, spec: LLMSpec, credentials: dict[str, str] | None, base_url: str | None, *, sealed: bool = False
+) -> BaseChatModel:
     """One LangChain chat model for `provider:model`. Builds the client; calls nothing."""
     from langchain.chat_models import init_chat_model
 
     provider, model = split_model(name)
     try:
-        return init_chat_model(model, model_provider=provider, **client_kwargs(provider, spec, credentials, base_url))
+        kwargs = client_kwargs(provider, spec, credentials, base_url, sealed=sealed)
+        return init_chat_model(model, model_provider=provider, **kwargs)
     except ImportError:
         extra = PROVIDER_EXTRAS.get(provider)
         hint = (
@@ -139,18 +171,26 @@ def build_chat_model(name: str, spec: LLMSpec, credentials: dict[str, str] | Non
         raise LLMNotConfigured(f"spec.llm.model: cannot use {name!r}: {message}", stage="Planning") from None
 
 
-def resolve_model(spec: LLMSpec | None, default_model: str | None, credentials: dict[str, str] | None = None) -> ChatLLM | None:
+def resolve_model(
+    spec: LLMSpec | None, default_model: str | None, credentials: dict[str, str] | None = None, *, tenant: bool = False,
+) -> ChatLLM | None:
     """The job's `ChatLLM`, or None when no model is configured. Raises LLMNotConfigured when the
-    model string is malformed or its provider package is missing (the message names the extra)."""
+    model string is malformed or its provider package is missing (the message names the extra).
+    `tenant`: the job is a tenant's (under the operator): a model called at spec.llm.baseUrl gets
+    only `credentials`, never the operator's environment."""
     name = model_name(spec, default_model)
     if not name:
         return None
     spec = spec or LLMSpec()
-    endpoints = [ModelEndpoint(name, build_chat_model(name, spec, credentials, spec.base_url))]
+    sealed = tenant and spec.base_url is not None
+    endpoints = [ModelEndpoint(name, build_chat_model(name, spec, credentials, spec.base_url, sealed=sealed))]
     if spec.fallback_model:
         # The base URL belongs to the primary's server; a fallback of the same provider shares it.
         same_provider = split_model(spec.fallback_model)[0] == split_model(name)[0]
-        fallback = build_chat_model(spec.fallback_model, spec, credentials, spec.base_url if same_provider else None)
+        fallback = build_chat_model(
+            spec.fallback_model, spec, credentials, spec.base_url if same_provider else None,
+            sealed=sealed and same_provider,
+        )
         endpoints.append(ModelEndpoint(spec.fallback_model, fallback))
     return ChatLLM(
         endpoints,
@@ -169,13 +209,17 @@ def require_model(llm: ChatLLM | None, what: str) -> ChatLLM:
     return llm
 
 
-def prepare(llm: ChatLLM | BaseChatModel | None, name: str | None, cache_root: Path) -> ChatLLM | None:
+def prepare(
+    llm: ChatLLM | BaseChatModel | None, name: str | None, cache_root: Path, budget: UsageBudget | None = None
+) -> ChatLLM | None:
     """The run's `ChatLLM` from what the caller gave (a ChatLLM, a LangChain model or None), with
-    the answer cache under `cache_root` when the model has a name to key it by."""
+    the answer cache under `cache_root` when the model has a name to key it by, and the run's
+    per-job token cap (`budget`)."""
     if llm is None:
         return None
     client = ChatLLM.wrap(llm, name)
     if isinstance(llm, ChatLLM) or name:
         # An anonymous model (no name) cannot be told apart from another one: no cache then.
         client = client.with_cache(ResponseCache(cache_root))
+    client.budget = budget
     return client
