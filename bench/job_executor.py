@@ -4,8 +4,8 @@
     .venv/bin/python bench/operator.py --executor job [--jobs 200]        (the same)
 
 Runs `videojob operator -n default` as a child process (so its RSS is its own) against the
-emulated API server of the tests (`tests/controller/apiserver.py`, workloads=True), and plays the rest of the
-cluster itself: nothing runs pods here, so the benchmark acts as the job controller (Job
+emulated API server of the tests (`tests/controller/apiserver.py`, `workloads=True`), and plays
+the rest of the cluster itself: nothing runs pods here, so the benchmark acts as the job controller (Job
 conditions, an evicted pod) and as each worker (the status writes a worker makes).
 
 Job executor (`VIDEOJOB_EXECUTOR=job`), `--jobs` VideoJobs:
@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 import kubernetes  # noqa: E402
 
-from tests.controller.apiserver import ServerThread  # noqa: E402
+from tests.controller.server_thread import ServerThread  # noqa: E402
 
 NAMESPACE = "default"
 GROUP, VERSION, PLURAL = "videogen.io", "v1alpha1", "videojobs"
@@ -111,8 +111,14 @@ class Cluster:
 
 
 def _add_namespace(server: Any) -> None:
+    """The namespace, with the worker ServiceAccount the chart creates (the emulated Job
+    controller refuses pods whose ServiceAccount does not exist)."""
     server.objects["v1/namespaces", None, NAMESPACE] = {
         "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "uid": "ns", "resourceVersion": "1"},
+    }
+    server.objects["v1/serviceaccounts", NAMESPACE, "videojob-worker"] = {
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "videojob-worker", "namespace": NAMESPACE, "uid": "sa", "resourceVersion": "1"},
     }
 
 
@@ -156,7 +162,9 @@ def wait_until(what: str, predicate: Any, timeout: float) -> float:
         if time.monotonic() - start > timeout:
             raise RuntimeError(f"timed out waiting for {what}")
         time.sleep(0.25)
-    return time.monotonic() - start
+    took = time.monotonic() - start
+    print(f"  {what}: {took:.1f}s", file=sys.stderr, flush=True)
+    return took
 
 
 def quiesce(cluster: Cluster, quiet: float = 2.0, timeout: float = 120) -> None:
@@ -245,6 +253,9 @@ def bench_job(workdir: Path, count: int, retry_every: int) -> dict[str, Any]:
         requests = cluster.operator_requests() - base
         jobs = cluster.job_names()
         attempts = count + len(retried)
+    except Exception:
+        print((workdir / "operator-job.log").read_text()[-6000:], file=sys.stderr)  # why, before the tmpdir goes
+        raise
     finally:
         stop_operator(proc)
         cluster.close()

@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT / "operator"))
 import kmock  # noqa: E402
 import kubernetes  # noqa: E402
 
-from tests.controller.apiserver import ServerThread  # noqa: E402
+from tests.controller.server_thread import ServerThread  # noqa: E402
 
 GROUP, VERSION, PLURAL = "videogen.io", "v1alpha1", "videojobs"
 NAMESPACE = "bench"

@@ -16,15 +16,24 @@ finalizers, but it does not behave like an API server in the ways an operator de
 - a failed json-patch `test` op (or a bad path) is 422 Unprocessable, not 500.
 - list responses carry `kind`/`apiVersion` and a real `metadata.resourceVersion`
   (kubectl needs `kind` to decode a list).
-- discovery of `v1/namespaces`, `v1/events`, `v1/secrets` and the VideoJob CRD's group
+- discovery of `v1/namespaces`, `v1/events`, `v1/secrets`, `coordination.k8s.io/v1` `leases`
+  (leader election) and the VideoJob CRD's group
   (Kopf waits for `v1/namespaces` even with `-A`).
 - object history is trimmed to the last `history_limit` versions (KMock keeps every version
   of every object, which dominates memory in the 1,000-object benchmark).
-- `workloads=True` serves `batch/v1` `jobs` and `v1` `pods` (both with a status subresource), for
-  the Job executor. KMock has no controllers: nothing runs a Job's pod, sets its conditions or
+- `workloads=True` serves `batch/v1` `jobs`, `v1` `pods` (both with a status subresource) and
+  `v1` `serviceaccounts`, for the Job executor, with the part of the Job controller that refuses
+  pods (`kube_controllers.JobController`: a FailedCreate Event and no pod when the pod's
+  ServiceAccount does not exist). Nothing else runs a Job's pod, sets its conditions or
   garbage-collects by ownerReferences; tests (`tests/jobexec/conftest.py`'s `JobControl`) and
   the benchmark play the job controller and the kubelet with PATCHes on `/status`.
+- field selectors on `metadata.*` and, for Events, `involvedObject.*`, `reason` and `type`.
+- `admission`: checks run on every create; a refusal is a 403, as from a validating webhook.
 - `kueue=True` emulates Kueue's mutating webhook: a Job naming a queue is created suspended.
+- all annotations of an object share 256 KiB (keys and values, UTF-8 bytes), as on a real API
+  server: a create or patch beyond that is 422 Invalid (`annotation_rejections` lists the
+  (namespace, name, resourceVersion) each refused change was made against).
+  Kopf keeps the whole spec in an annotation, so a large spec meets this.
 - `requests_by_agent` counts requests by (User-Agent, verb, resource, subresource), so a test
   tells the operator's requests from its own; `watches` records each watch's resource and
   labelSelector.
@@ -39,14 +48,11 @@ and the watch streams see the same state.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import copy
 import datetime
-import logging
 import random
 import string
-import threading
 import uuid
 from typing import Any
 
@@ -59,9 +65,13 @@ from kmock._internal import enums  # the action enum KMock's request parser prod
 VIDEOJOBS = "videogen.io/v1alpha1/videojobs"
 ALL_VERBS = {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+ANNOTATIONS_LIMIT = 256 * 1024  # apimachinery's TotalAnnotationSizeLimitB
+FIELD_SELECTABLE = {"metadata", "involvedObject", "reason", "type"}  # fieldSelector paths served (Events' too)
 WORKLOADS = {
     "batch/v1/jobs": kmock.ResourceInfo(kind="Job", singular="job", namespaced=True, verbs=ALL_VERBS, subresources={"status"}),
     "v1/pods": kmock.ResourceInfo(kind="Pod", singular="pod", namespaced=True, verbs=ALL_VERBS, subresources={"status"}),
+    "v1/serviceaccounts": kmock.ResourceInfo(kind="ServiceAccount", singular="serviceaccount", namespaced=True,
+                                             verbs=ALL_VERBS, shortnames={"sa"}),
 }
 
 
@@ -94,6 +104,13 @@ class KubeAPIServer(kmock.KubernetesEmulator):
     kueue: bool = False  # emulate Kueue's Job webhook (see _create)
     requests_by_agent: collections.Counter = attrs.field(factory=collections.Counter, init=False)
     watches: list = attrs.field(factory=list, init=False)  # (plural, labelSelector) of each watch request
+    annotation_rejections: list = attrs.field(factory=list, init=False)
+    # Emulated controllers (`changed(server, resource, old, new)` after every create and update,
+    # under the lock): what a cluster does beside the API server, e.g. `kube_controllers.JobController`.
+    controllers: list = attrs.field(factory=list)
+    # Admission: `check(resource, body) -> refusal message | None` for every create through the
+    # API; a refusal is 403 Forbidden, as a validating webhook's denial (or an admission plugin's).
+    admission: list = attrs.field(factory=list)
     _rv: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -104,6 +121,8 @@ class KubeAPIServer(kmock.KubernetesEmulator):
             kind="Event", singular="event", namespaced=True, verbs=ALL_VERBS, shortnames={"ev"})
         self.resources["v1/secrets"] = kmock.ResourceInfo(
             kind="Secret", singular="secret", namespaced=True, verbs=ALL_VERBS)
+        self.resources["coordination.k8s.io/v1/leases"] = kmock.ResourceInfo(
+            kind="Lease", singular="lease", namespaced=True, verbs=ALL_VERBS)
         if self.crd:
             self.resources[VIDEOJOBS] = kmock.ResourceInfo(
                 kind="VideoJob", singular="videojob", namespaced=True, verbs=ALL_VERBS,
@@ -111,6 +130,9 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         if self.workloads:
             for name, info in WORKLOADS.items():
                 self.resources[name] = info
+            from tests.controller.kube_controllers import JobController
+
+            self.controllers.append(JobController())
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -124,6 +146,12 @@ class KubeAPIServer(kmock.KubernetesEmulator):
     def _has_status(self, resource: Any) -> bool:
         info = self._info(resource)
         return bool(info and "status" in info.subresources)
+
+    def _check_annotations(self, meta: dict[str, Any], rv: str | None = None) -> None:
+        size = sum(len(str(k).encode()) + len(str(v).encode()) for k, v in (meta.get("annotations") or {}).items())
+        if size > ANNOTATIONS_LIMIT:
+            self.annotation_rejections.append((meta.get("namespace"), meta.get("name"), rv))
+            raise _error(422, "Invalid", f"metadata.annotations: Too long: must have at most {ANNOTATIONS_LIMIT} bytes")
 
     def _store(self, key: Any, body: dict[str, Any]) -> None:
         obj = self.objects[key]
@@ -167,36 +195,50 @@ class KubeAPIServer(kmock.KubernetesEmulator):
             # Kueue's mutating webhook creates every Job that names a queue suspended; Kueue
             # unsuspends it on admission (tests play that part).
             body.setdefault("spec", {})["suspend"] = True
-        info = self._info(request.resource)
+        for check in self.admission:
+            refusal = check(request.resource, body)
+            if refusal:
+                raise _error(403, "Forbidden", refusal)
+        async with self._lock:
+            body = await self.insert(request.resource, request.namespace, body)
+        return aiohttp.web.json_response(body, status=201)
+
+    async def insert(self, resource: Any, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        """Create an object as the API server does (name, uid, resourceVersion, ADDED event); the
+        caller holds the lock. Emulated controllers create their objects (Events) with it too."""
+        meta = body.setdefault("metadata", {})
+        info = self._info(resource)
         namespaced = info is None or info.namespaced is not False
-        namespace = (request.namespace or meta.get("namespace")) if namespaced else None
+        namespace = (namespace or meta.get("namespace")) if namespaced else None
         if namespaced:
             meta["namespace"] = namespace
-        async with self._lock:
-            if not meta.get("name") and meta.get("generateName"):
-                while True:
-                    suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
-                    candidate = meta["generateName"] + suffix
-                    key = (request.resource, namespace, candidate)
-                    if key not in self.objects or self.objects[key].deleted:
-                        meta["name"] = candidate
-                        break
-            if not meta.get("name"):
-                raise _error(422, "Invalid", "metadata.name or metadata.generateName is required")
-            key = (request.resource, namespace, meta["name"])
-            if key in self.objects and not self.objects[key].deleted:
-                raise _error(409, "AlreadyExists", f"{request.resource.plural} {meta['name']!r} already exists")
-            if self._has_status(request.resource):
-                body.pop("status", None)
-            meta.update(uid=str(uuid.uuid4()), resourceVersion=self._next_rv(), generation=1, creationTimestamp=_now())
-            for transient in ("deletionTimestamp", "deletionGracePeriodSeconds"):
-                meta.pop(transient, None)
-            if key in self.objects:
-                self.objects[key].create(body)
-            else:
-                self.objects[key] = body
-            await self._buses[request.resource].put({"type": "ADDED", "object": copy.deepcopy(body)})
-        return aiohttp.web.json_response(body, status=201)
+        if not meta.get("name") and meta.get("generateName"):
+            while True:
+                suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
+                candidate = meta["generateName"] + suffix
+                key = (resource, namespace, candidate)
+                if key not in self.objects or self.objects[key].deleted:
+                    meta["name"] = candidate
+                    break
+        if not meta.get("name"):
+            raise _error(422, "Invalid", "metadata.name or metadata.generateName is required")
+        self._check_annotations(meta)
+        key = (resource, namespace, meta["name"])
+        if key in self.objects and not self.objects[key].deleted:
+            raise _error(409, "AlreadyExists", f"{resource.plural} {meta['name']!r} already exists")
+        if self._has_status(resource):
+            body.pop("status", None)
+        meta.update(uid=str(uuid.uuid4()), resourceVersion=self._next_rv(), generation=1, creationTimestamp=_now())
+        for transient in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+            meta.pop(transient, None)
+        if key in self.objects:
+            self.objects[key].create(body)
+        else:
+            self.objects[key] = body
+        await self._buses[resource].put({"type": "ADDED", "object": copy.deepcopy(body)})
+        for controller in self.controllers:
+            await controller.changed(self, resource, None, body)
+        return body
 
     async def _patch(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         key = (request.resource, request.namespace, request.name)
@@ -221,6 +263,7 @@ class KubeAPIServer(kmock.KubernetesEmulator):
                 raise _error(400, "BadRequest", "the patch must be a JSON object or a JSON-patch list")
 
             new = self._admit(request, old, patched)
+            self._check_annotations(new["metadata"], old["metadata"].get("resourceVersion"))
             if new == old:
                 return aiohttp.web.json_response(old)
             new["metadata"]["resourceVersion"] = self._next_rv()
@@ -232,6 +275,8 @@ class KubeAPIServer(kmock.KubernetesEmulator):
             else:
                 self._store(key, new)
                 await self._buses[request.resource].put({"type": "MODIFIED", "object": copy.deepcopy(new)})
+                for controller in self.controllers:
+                    await controller.changed(self, request.resource, old, new)
         return aiohttp.web.json_response(new)
 
     def _admit(self, request: kmock.Request, old: dict[str, Any], patched: dict[str, Any]) -> dict[str, Any]:
@@ -294,7 +339,12 @@ class KubeAPIServer(kmock.KubernetesEmulator):
             return False
         for term in filter(None, (request.params.get("fieldSelector") or "").split(",")):
             field, _, value = term.partition("=")
-            if field in ("metadata.name", "metadata.namespace") and meta.get(field.split(".")[1]) != value.lstrip("="):
+            if field.split(".")[0] not in FIELD_SELECTABLE:
+                continue
+            found: Any = body
+            for part in field.split("."):
+                found = found.get(part) if isinstance(found, dict) else None
+            if str(found if found is not None else "") != value.lstrip("="):
                 return False
         labels = meta.get("labels") or {}
         for term in filter(None, (request.params.get("labelSelector") or "").split(",")):
@@ -359,84 +409,3 @@ class KubeAPIServer(kmock.KubernetesEmulator):
                 for item in payload["items"]
             ]
         return payload
-
-
-class ServerThread:
-    """Runs a `KubeAPIServer` on 127.0.0.1 in its own thread and event loop.
-
-    Tests and the operator both talk to it over HTTP, so neither shares a loop with it:
-    synchronous clients (kubernetes, kubectl) work from the test body without `to_thread`.
-    """
-
-    def __init__(self, **options: Any):
-        self.options = options
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.server: KubeAPIServer | None = None
-        self.url = ""
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._main, name="kube-apiserver", daemon=True)
-
-    def __enter__(self) -> "ServerThread":
-        self._thread.start()
-        if not self._ready.wait(30):
-            raise RuntimeError("the emulated API server did not start")
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.loop and self._stop:
-            self.loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
-
-    def _main(self) -> None:
-        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-        asyncio.run(self._serve())
-
-    async def _serve(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        async with KubeAPIServer(**self.options) as handler, kmock.Server(handler) as server:
-            self.server = handler
-            self.url = str(server.url).rstrip("/")
-            self._ready.set()
-            await self._stop.wait()
-
-    def call(self, fn: Any, *args: Any) -> Any:
-        """Run `fn(server, *args)` on the server's loop (where its state may be read safely)."""
-
-        async def _call() -> Any:
-            async with self.server._lock:
-                return fn(self.server, *args)
-
-        return asyncio.run_coroutine_threadsafe(_call(), self.loop).result(30)
-
-    def history(self, namespace: str, name: str, resource: str = VIDEOJOBS) -> list[dict[str, Any]]:
-        """Every stored version of one object (oldest first), as plain dicts."""
-
-        def _read(server: KubeAPIServer) -> list[dict[str, Any]]:
-            key = (kmock.resource(resource), namespace, name)
-            if key not in server.objects:
-                return []
-            return [copy.deepcopy(dict(v.raw)) for v in server.objects[key].history if v is not None]
-
-        return self.call(_read)
-
-    def status_patches(self, namespace: str, name: str) -> int:
-        """How many PATCH requests hit this object's /status subresource."""
-
-        def _count(server: KubeAPIServer) -> int:
-            return sum(
-                1 for r in server._requests
-                if str(getattr(r.method, "value", r.method)).upper() == "PATCH"
-                and r.subresource == "status" and r.name == name and r.namespace == namespace
-            )
-
-        return self.call(_count)
-
-    def write_kubeconfig(self, path: Any) -> None:
-        path.write_text(
-            "apiVersion: v1\nkind: Config\ncurrent-context: emulator\n"
-            f"clusters:\n- name: emulator\n  cluster:\n    server: {self.url}\n"
-            "users:\n- name: tester\n  user:\n    token: test-token\n"
-            "contexts:\n- name: emulator\n  context:\n    cluster: emulator\n    user: tester\n    namespace: default\n"
-        )

@@ -2,10 +2,13 @@
 
 Fixtures:
 - `apiserver`: `tests.controller.apiserver.KubeAPIServer` (a thin `kmock.KubernetesEmulator`
-  subclass) on 127.0.0.1 in its own thread and loop, with a kubeconfig pointing at it.
+  subclass, the one emulator of every operator test) on 127.0.0.1 in its own thread and loop
+  (`server_thread.ServerThread`), with a kubeconfig pointing at it.
 - `operator`: a factory that starts the real operator (`run_operator`, i.e. Kopf with our
   handlers, settings and executor) in its own thread and event loop; stopped at teardown.
-- `kube`: the official kubernetes client (CustomObjectsApi/CoreV1Api) talking to the emulator.
+  `operator(wait=False)` does not wait for Kopf to be ready (a standby replica never is).
+- `kube`: the official kubernetes client (CustomObjectsApi/CoreV1Api) talking to the emulator,
+  with `wait`/`wait_phase`/`wait_events`: tests wait for what they assert (`tests/helpers.py`).
 
 What KMock 0.8 / Kopf 1.45 lacked here, and the workaround (see `apiserver.py` for the code):
 - no resourceVersion, uid, generation, creationTimestamp: Kopf's finalizer json-patch starts with
@@ -47,7 +50,7 @@ from typing import Any, Callable, Iterator
 import kubernetes
 import pytest
 
-from tests.controller.apiserver import ServerThread
+from tests.controller.server_thread import ServerThread
 from tests.helpers import condition, free_port, status_writes, wait_until  # noqa: F401  (shared helpers)
 from videojob.config import Settings
 from videojob.controller.main import OperatorOptions, run_operator
@@ -107,8 +110,11 @@ class OperatorThread:
             self.error = exc
             self.ready.set()
 
-    def start(self) -> "OperatorThread":
+    def start(self, *, wait: bool = True) -> "OperatorThread":
+        """Start; with `wait`, until Kopf is ready (a standby replica never is until it leads)."""
         self._thread.start()
+        if not wait:
+            return self
         if not self.ready.wait(60):
             raise RuntimeError("the operator did not become ready")
         if self.error is not None:
@@ -165,13 +171,14 @@ def operator(apiserver: ServerThread, workdir: Path):
     """`operator(**settings)` starts an operator; all are stopped at teardown."""
     started: list[OperatorThread] = []
 
-    def start(*, namespaces: list[str] | None = None, **overrides: Any) -> OperatorThread:
+    def start(*, namespaces: list[str] | None = None, wait: bool = True, options: dict[str, Any] | None = None,
+              **overrides: Any) -> OperatorThread:
         settings = Settings(**{"workdir": workdir, "max_concurrent_jobs": 2, "scene_parallelism": 1, **overrides})
-        options = OperatorOptions(
+        chosen = OperatorOptions(
             namespaces=[NAMESPACE] if namespaces is None else namespaces,
-            metrics_port=0, liveness_port=free_port(), host="127.0.0.1",
+            metrics_port=0, liveness_port=free_port(), host="127.0.0.1", **(options or {}),
         )
-        op = OperatorThread(settings, options).start()
+        op = OperatorThread(settings, chosen).start(wait=wait)
         started.append(op)
         return op
 

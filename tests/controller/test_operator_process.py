@@ -7,7 +7,7 @@ import subprocess
 import sys
 import urllib.request
 
-from tests.controller.apiserver import ServerThread
+from tests.controller.server_thread import ServerThread
 from tests.controller.conftest import scene_code
 from tests.helpers import wait_until
 

@@ -9,22 +9,72 @@ deletes its Jobs itself.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import kubernetes
 import pytest
 
-from tests.controller.apiserver import ServerThread
-from tests.controller.conftest import NAMESPACE, kube, operator, serve_api, workdir  # noqa: F401  (fixtures)
-from tests.helpers import wait_until
+from tests.controller.server_thread import ServerThread
+from tests.controller.conftest import NAMESPACE, kube, operator, scene_code, serve_api, workdir  # noqa: F401  (fixtures)
+from tests.helpers import sample, wait_until
 
 MERGE = "application/merge-patch+json"
+
+GROUP, VERSION, PLURAL = "videogen.io", "v1alpha1", "videojobs"
+POD_DEFAULTS = {
+    "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+    "nodeSelector": {"pool": "render"},
+    "tolerations": [{"key": "render", "operator": "Exists", "effect": "NoSchedule"}],
+}
+JOB_MODE = dict(executor="job", worker_image="registry.example/videojob:9.9",
+                job_pod_defaults=json.dumps(POD_DEFAULTS), job_ttl_seconds_after_finished=600)
+QUICK_RETRY = {"limit": 2, "backoff": {"durationSeconds": 0}}
+
+
+def create(kube, name, spec, labels=None):
+    """A VideoJob in `default`, with `labels` (a Kueue queue, say)."""
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "VideoJob",
+            "metadata": {"name": name, "labels": labels or {}}, "spec": spec}
+    return kube.custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+
+
+def spec(**extra):
+    return {"topic": "Jobs", "code": scene_code(1), "render": {"quality": "low"}, **extra}
+
+
+def runs_done(result):
+    """Runs the operator has seen end (videojob_duration_seconds), in this process."""
+    return sample("videojob_duration_seconds_count", namespace=NAMESPACE, result=result)
+
+
+def warnings(events):
+    return [e["reason"] for e in events if e["type"] == "Warning"]
+
+
+def wait_warning(kube, name, reason):
+    """The Warning Events about `name` once one has `reason` (it is posted after the status write)."""
+    return warnings(kube.wait_events(name, lambda events: reason in warnings(events)))
+
+
+WORKER_ACCOUNT = "videojob-worker"
+
+
+def add_service_account(server: Any, name: str, namespace: str = NAMESPACE) -> None:
+    """What the chart creates where VideoJobs run: the worker pods' ServiceAccount."""
+    server.objects["v1/serviceaccounts", namespace, name] = {
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": name, "namespace": namespace, "uid": f"sa-{name}", "resourceVersion": "1"},
+    }
 
 
 @pytest.fixture()
 def apiserver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    yield from serve_api(ServerThread(workloads=True), tmp_path, monkeypatch)
+    """The emulated API server with Jobs and pods, and the worker ServiceAccount in `default`."""
+    for server in serve_api(ServerThread(workloads=True), tmp_path, monkeypatch):
+        server.call(add_service_account, WORKER_ACCOUNT)
+        yield server
 
 
 class JobControl:

@@ -4,49 +4,14 @@ plays the job controller and kubelet (KMock has none), and the worker runs in-pr
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 from tests.controller.conftest import NAMESPACE, scene_code, slow_scene_code
-from tests.helpers import condition, sample, status_writes, wait_until
+from tests.helpers import condition, status_writes, wait_until
+from tests.jobexec.conftest import JOB_MODE, QUICK_RETRY, create, runs_done, spec, wait_warning, warnings
 from videojob.config import Settings
 from videojob.controller.kube import KubeClient
 from videojob.controller.worker import EXIT_FAILED, EXIT_NOTHING_TO_DO, EXIT_OK, run_worker
-
-GROUP, VERSION, PLURAL = "videogen.io", "v1alpha1", "videojobs"
-POD_DEFAULTS = {
-    "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
-    "nodeSelector": {"pool": "render"},
-    "tolerations": [{"key": "render", "operator": "Exists", "effect": "NoSchedule"}],
-}
-JOB_MODE = dict(executor="job", worker_image="registry.example/videojob:9.9",
-                job_pod_defaults=json.dumps(POD_DEFAULTS), job_ttl_seconds_after_finished=600)
-QUICK_RETRY = {"limit": 2, "backoff": {"durationSeconds": 0}}
-
-
-def create(kube, name, spec, labels=None):
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "VideoJob",
-            "metadata": {"name": name, "labels": labels or {}}, "spec": spec}
-    return kube.custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
-
-
-def spec(**extra):
-    return {"topic": "Jobs", "code": scene_code(1), "render": {"quality": "low"}, **extra}
-
-
-def runs_done(result):
-    """Runs the operator has seen end (videojob_duration_seconds), in this process."""
-    return sample("videojob_duration_seconds_count", namespace=NAMESPACE, result=result)
-
-
-def warnings(events):
-    return [e["reason"] for e in events if e["type"] == "Warning"]
-
-
-def wait_warning(kube, name, reason):
-    """The Warning Events about `name` once one has `reason` (it is posted after the status write)."""
-    return warnings(kube.wait_events(name, lambda events: reason in warnings(events)))
-
 
 def test_the_job_carries_name_owner_labels_pod_template_and_queue(operator, kube, jobs):
     operator(**JOB_MODE)
@@ -258,22 +223,6 @@ async def test_a_failure_the_worker_reports_as_permanent_is_not_retried(operator
     assert status["attempt"] == 1
     assert condition(status, "Succeeded")["reason"] == condition(reported, "Succeeded")["reason"] == "InvalidContent"
     assert jobs.names() == ["hostile-g1-a1"]
-
-
-def test_an_image_that_cannot_be_pulled_fails_at_once_and_its_job_is_deleted(operator, kube, jobs):
-    operator(**JOB_MODE)
-    create(kube, "pull", spec(retryStrategy=QUICK_RETRY))
-    jobs.wait_for("pull-g1-a1")
-    jobs.pod("pull-g1-a1", {"phase": "Pending", "containerStatuses": [{
-        "name": "worker", "ready": False, "restartCount": 0, "image": "x", "imageID": "",
-        "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image registry.example/videojob:9.9"}}}]})
-
-    status = kube.wait_phase("pull", "Failed")["status"]
-    assert condition(status, "Succeeded")["reason"] == "ImagePullError"
-    assert condition(status, "Stalled")["status"] == "True"
-    assert "ImagePullBackOff" in status["message"]
-    jobs.wait_gone("pull-g1-a1")  # the Job would otherwise sit there pulling forever
-    assert jobs.names() == []
 
 
 def test_a_restarted_operator_adopts_the_running_job(operator, kube, jobs):

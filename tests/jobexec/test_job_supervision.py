@@ -46,6 +46,9 @@ class FakeAPI:
     async def job_pods(self, namespace: str, name: str):
         return []
 
+    async def failed_creates(self, namespace: str):
+        return {}
+
     async def delete_job(self, namespace: str, name: str):
         return self.jobs.pop(name, None) is not None
 

@@ -103,6 +103,12 @@ class Controller:
 
     async def _start(self, raw: dict[str, Any], *, restarting: bool = False) -> None:
         meta = raw["metadata"]
+        if not restarting and not decisions.needs_run(raw):
+            # A handler replayed for a generation that already finished (Kopf retries when it
+            # cannot store its own state, e.g. annotations over 256 KiB): its result stands.
+            log.info("%s/%s: generation %s already finished (%s); not run again", meta["namespace"], meta["name"],
+                     meta.get("generation"), (raw.get("status") or {}).get("phase"))
+            return
         try:
             job = self.validate(raw)
         except InvalidVideoJob as exc:
@@ -144,7 +150,7 @@ class Controller:
         meta = raw["metadata"]
         previous = raw.get("status") or {}
         tracker = StatusTracker(int(meta.get("generation") or 1))
-        rules.reject(tracker, reason, message)
+        tracker.rejected(reason, message)
         metrics.record_failure("Validation", reason)
         # Already reported for this generation (the handler ran again): no second Event.
         shown = previous.get("phase") if previous.get("observedGeneration") == meta.get("generation") else None

@@ -39,11 +39,12 @@ class InlineRun(RunHandle):
         self.env = env
         self.job = request.job
         previous = VideoJobStatus.from_object(request.previous_status)
-        self.tracker = StatusTracker(request.generation, attempt=1, previous=previous)
         shown: str | None = None  # the phase the object shows for this run
-        if request.restarting and previous is not None:
-            rules.restarted(self.tracker, previous)
+        if request.restarting and previous is not None:  # the same run, in a new operator process
+            self.tracker = StatusTracker.resuming(previous, request.generation)
             shown = previous.phase
+        else:
+            self.tracker = StatusTracker(request.generation, attempt=1, previous=previous)
         self.reporter = StatusReporter(
             env.kube, env.events, request.ref, self._snapshot, phase=shown,
             previous=request.previous_status, min_interval=env.min_write_interval,
@@ -70,7 +71,7 @@ class InlineRun(RunHandle):
 
     def observe(self, generation: int, suspend: bool) -> None:
         """A spec change that does not change the content: a new generation, maybe (un)suspend."""
-        rules.observe_generation(self.tracker, generation)
+        self.tracker.observe_generation(generation)
         self._set_suspended(suspend)
         self._changed.set()
         self.reporter.progress(important=True)
@@ -212,14 +213,14 @@ class InlineRun(RunHandle):
         if not error.permanent and retries < limit:
             delay = decisions.backoff_seconds(spec.retry_strategy.backoff, retries + 1)
             metrics.record_retry(stage, error.reason)
-            rules.retry_later(
-                self.tracker, error.reason, f"{error.message}; retry {retries + 1}/{limit} in {delay:g}s", attempt=retries + 2
+            self.tracker.retrying(
+                error.reason, f"{error.message}; retry {retries + 1}/{limit} in {delay:g}s", attempt=retries + 2
             )
             await self._publish()
             return delay
         metrics.record_failure(stage, error.reason)
         if spec.human_loop:
-            rules.wait_for_input(self.tracker, error.reason, decisions.human_loop_message(error.reason, error.message))
+            self.tracker.awaiting_input(error.reason, decisions.human_loop_message(error.reason, error.message))
         metrics.record_job_done(self.request.namespace, "failure", elapsed)
         await self._publish()
         return None
@@ -228,8 +229,7 @@ class InlineRun(RunHandle):
         seconds = self.job.spec.active_deadline_seconds
         message = f"spec.activeDeadlineSeconds ({seconds}s) exceeded; the run was stopped"
         stage = self.tracker.status.current_stage or "Unknown"
-        rules.stop_running_stages(self.tracker, "stopped: deadline exceeded")
-        self.tracker.failed(C.DEADLINE_EXCEEDED, message, stalled=True)
+        self.tracker.failed(C.DEADLINE_EXCEEDED, message, stalled=True, stopped="deadline exceeded")
         metrics.record_failure(stage, C.DEADLINE_EXCEEDED)
         metrics.record_job_done(self.request.namespace, "failure", time.monotonic() - (self._started or self._submitted))
         await self._publish()
@@ -246,7 +246,7 @@ class InlineRun(RunHandle):
                     self.tracker.suspended()
                     await self._publish()
                 await self._resume.wait()
-                rules.restart_deadline_clock(self.tracker, None)
+                self.tracker.restart_clock()  # the deadline clock restarts on resume, as for Jobs
             place = self.env.slots.enqueue(self.request.queue_key, self.request.namespace)  # in line before any await
             if place.done():
                 break
@@ -283,7 +283,7 @@ class InlineRun(RunHandle):
         await self._publish()
         self._changed.set()
         await self._resume.wait()
-        rules.restart_deadline_clock(self.tracker, C.now_rfc3339())
+        rules.clock_restarted_now(self.tracker)
         self._clock_start = time.monotonic()
         if not self.env.slots.try_acquire(self.request.namespace):
             self.tracker.queued("resumed; waiting for a free slot")

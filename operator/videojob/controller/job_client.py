@@ -84,6 +84,20 @@ class JobsClient:
         # Filter here too: the selector is the server's job, but not every server honours it.
         return [p for p in pods if pod_job_name(p) == name]
 
+    async def failed_creates(self, namespace: str) -> dict[str, list[dict[str, Any]]]:
+        """The Job controller's FailedCreate Events in `namespace`, by Job name, oldest first: one
+        list for every Job of the namespace (the server filters by kind and reason)."""
+        selector = "involvedObject.kind=Job,reason=FailedCreate"
+        found = await asyncio.to_thread(self.core.list_namespaced_event, namespace, field_selector=selector)
+        by_job: dict[str, list[dict[str, Any]]] = {}
+        for event in self._dict(found).get("items") or []:
+            about = event.get("involvedObject") or {}
+            if about.get("kind") == "Job" and event.get("reason") == "FailedCreate":  # not every server filters
+                by_job.setdefault(about.get("name") or "", []).append(event)
+        for events in by_job.values():
+            events.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+        return by_job
+
 
 def api_message(exc: ApiException) -> str:
     """The `message` of a Kubernetes Status body, else the HTTP reason."""

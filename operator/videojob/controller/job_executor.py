@@ -20,6 +20,7 @@ operator finds them again by their names).
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from videojob.controller.executor import RunEnvironment, RunRegistry, RunRequest
@@ -46,6 +47,10 @@ class JobExecutor(RunRegistry[KubeJobRun]):
         # Jobs seen on the watch, by owner uid: what to delete when a VideoJob goes away, even
         # Jobs of runs this process never supervised (finished ones, or before a restart).
         self._owned: dict[str, set[JobKey]] = {}
+        # FailedCreate Events by namespace, read at most once per pod check interval for all runs
+        # there (200 Jobs waiting for pods cost one list, not 200).
+        self._failed_creates: dict[str, tuple[float, dict[str, list[dict[str, Any]]]]] = {}
+        self._failed_creates_lock = asyncio.Lock()
 
     @property
     def jobs(self) -> JobsClient:
@@ -72,6 +77,15 @@ class JobExecutor(RunRegistry[KubeJobRun]):
         runs = list(self.runs.values())
         self.runs.clear()
         await asyncio.gather(*(run.cancel(delete_job=False) for run in runs), return_exceptions=True)
+
+    async def job_events(self, namespace: str, job_name: str, max_age: float) -> list[dict[str, Any]]:
+        """The FailedCreate Events of one Job, from a namespace-wide list at most `max_age` old."""
+        async with self._failed_creates_lock:
+            read_at, by_job = self._failed_creates.get(namespace, (float("-inf"), {}))
+            if time.monotonic() - read_at >= max_age:
+                by_job = await self.jobs.failed_creates(namespace)
+                self._failed_creates[namespace] = (time.monotonic(), by_job)
+        return by_job.get(job_name, [])
 
     # ------------------------------------------------------------------------- watch feed
 

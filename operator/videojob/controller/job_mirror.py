@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from videojob.api.models import VideoJobStatus
-from videojob.controller import reporter as rules
 from videojob.controller.events import WARNING, EventRecorder, JobEvent
 from videojob.controller.reporter import StatusReporter
 from videojob.pipeline.status import StatusTracker
@@ -70,6 +69,10 @@ class JobStatusMirror:
     async def waiting_for_pod(self, message: str) -> None:
         await self._write(lambda t: t.queued(message))
 
+    async def held_up(self, reason: str, message: str) -> None:
+        """The Job's pod cannot start (FailedCreate, Unschedulable): Pending, saying why."""
+        await self._write(lambda t: t.retrying(reason, message, attempt=t.status.attempt or 1))
+
     async def succeeded_unless_reported(self, job_name: str) -> None:
         """The worker exits 0 only after writing Succeeded; if that write was lost, say so."""
         status = await self.read()
@@ -77,15 +80,11 @@ class JobStatusMirror:
             await self._write(lambda t: t.succeeded(f"the worker Job {job_name} completed"), base=status)
 
     async def failed(self, reason: str, message: str, *, stalled: bool) -> None:
-        def change(t: StatusTracker) -> None:
-            rules.stop_running_stages(t, f"stopped: {reason}")
-            t.failed(reason, message, stalled=stalled)
-
-        await self._write(change, base=self.status)
+        await self._write(lambda t: t.failed(reason, message, stalled=stalled), base=self.status)
 
     async def retrying(self, reason: str, message: str, *, base: dict[str, Any]) -> None:
         """Pending until the next attempt's Job runs (the attempt is `position()`'s)."""
-        await self._write(lambda t: rules.retry_later(t, reason, message, attempt=self.position()[1], stage="Queued"), base=base)
+        await self._write(lambda t: t.retrying(reason, message, attempt=self.position()[1]), base=base)
 
     async def unreported(self, reason: str, message: str) -> None:
         """The Warning Event for a failure the worker could not report (its pod died first)."""
@@ -108,9 +107,10 @@ class JobStatusMirror:
     def _applied(self, change: Change, base: dict[str, Any], fresh: bool) -> dict[str, Any]:
         generation, attempt = self.position()
         model = VideoJobStatus.from_object(base)
-        tracker = StatusTracker(generation, attempt=attempt, previous=model)
-        if not fresh and model is not None:
-            rules.continue_from(tracker, model, generation=generation, attempt=attempt)
+        if fresh:
+            tracker = StatusTracker(generation, attempt=attempt, previous=model)
+        else:
+            tracker = StatusTracker.continuing(model, generation, attempt)
         change(tracker)
         return tracker.as_dict()
 

@@ -27,6 +27,7 @@ from videojob.controller.executor import RunEnvironment, RunHandle, RunRequest
 from videojob.controller.job_client import JobsClient, api_message
 from videojob.controller.job_mirror import JobStatusMirror
 from videojob.controller.jobspec import QUEUE_LABEL, attempt_verdict, build_job, job_name, job_outcome
+from videojob.controller.pod_start import pod_started, pull_retrying, start_problem
 
 if TYPE_CHECKING:
     from videojob.controller.job_executor import JobExecutor
@@ -39,6 +40,8 @@ POLL_INTERVAL = 60.0
 API_RETRY_MIN, API_RETRY_MAX = 2.0, 60.0
 # Unexpected errors (bugs) get this many tries before the VideoJob is failed with InternalError.
 MAX_INTERNAL_ERRORS = 3
+# While a Job has no started pod, why is asked this often (at most; less for short timeouts).
+POD_CHECK_INTERVAL = 10.0
 # Failures a Job's pod states itself; anything else is read from the pods once more.
 POD_REASONS = ("OOMKilled", "Evicted", "ImagePullError")
 SUSPENDED_MESSAGE = "spec.suspend is true; the Job is suspended"
@@ -65,6 +68,13 @@ class KubeJobRun(RunHandle):
         self._applied_suspend: bool | None = None
         self._pods: dict[str, dict[str, Any]] = {}
         self._wake = asyncio.Event()
+        self._last_poll = time.monotonic()
+        # Pod start: since when the Job has wanted a pod and has none started, the next check,
+        # and the problem already reported (once per reason).
+        self._waiting_since: float | None = None
+        self._next_pod_check = 0.0
+        self._start_reported: str | None = None
+        self._forbidden_since: float | None = None  # the API server has refused us (403) since
         self.mirror = JobStatusMirror(
             env.kube, env.events, request.ref, lambda: (self.generation, self.attempt),
             previous=request.previous_status, min_interval=env.min_write_interval,
@@ -127,6 +137,8 @@ class KubeJobRun(RunHandle):
                     if exc.status in (400, 422):  # the API server refuses the Job: the spec must change
                         await self.mirror.failed("JobRejected", f"the API server refused Job {self.job_name}: {api_message(exc)}", stalled=True)
                         return
+                    if exc.status == 403 and await self._forbidden(api_message(exc)):
+                        return
                     log.warning("%s/%s: API error (HTTP %s), retrying in %gs: %s", self.request.namespace,
                                 self.request.name, exc.status, delay, api_message(exc))
                 except Exception as exc:  # a bug must not end supervision silently, nor loop for ever
@@ -142,11 +154,29 @@ class KubeJobRun(RunHandle):
             self.executor.forget_job(self)
             await self.mirror.close()
 
+    async def _forbidden(self, message: str) -> bool:
+        """A 403 (an admission webhook, OwnerReferencesPermissionEnforcement, RBAC): said at once
+        (a Warning Event, the condition reason), retried with backoff (an administrator may fix
+        it), and the run failed after the pod start timeout. True when it has failed."""
+        reason, now = "JobForbidden", time.monotonic()
+        text = f"the API server refused a request for Job {self.job_name}: {message}"
+        if self._forbidden_since is None:
+            self._forbidden_since = now
+            await self.mirror.unreported(reason, text)
+            await self.mirror.held_up(reason, text)
+        timeout = self.env.settings.job_pod_start_timeout_seconds
+        if now - self._forbidden_since < timeout:
+            return False
+        metrics.record_failure("Queued", reason)
+        await self.mirror.failed(reason, f"{text} (for more than {timeout}s, VIDEOJOB_JOB_POD_START_TIMEOUT_SECONDS)", stalled=True)
+        return True
+
     async def _attempts(self) -> None:
         """Attempts until one succeeds, one fails for good, or the retries run out."""
         while True:
             if not await self._start_attempt():
                 return
+            self._forbidden_since = None
             state, reason, message = await self._wait()
             self.finished = True
             log.info("%s/%s: Job %s %s%s", self.request.namespace, self.request.name, self.job_name, state,
@@ -228,17 +258,57 @@ class KubeJobRun(RunHandle):
             if state == "failed" and reason not in POD_REASONS:
                 # The Job's condition is generic: its pod may say more (OOMKilled, Evicted).
                 state, reason, message = job_outcome(self._job or {}, await self.jobs.job_pods(ns, name))
+            if reason == "ImagePullError" and pull_retrying(list(self._pods.values())):
+                state = "running"  # the kubelet retries the pull; the pod start budget applies
             if state != "running":
                 return state, reason, message
+            stuck = await self._pod_not_starting()
+            if stuck is not None:
+                return stuck
             self._wake.clear()
+            pause = POLL_INTERVAL if self._waiting_since is None else self._pod_check_interval
             try:
-                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+                await asyncio.wait_for(self._wake.wait(), pause)
             except asyncio.TimeoutError:
-                job = await self.jobs.read_job(ns, name)
-                if job is None:
-                    self._job_gone = True
-                else:
-                    self._job = job
+                if time.monotonic() - self._last_poll >= POLL_INTERVAL:
+                    self._last_poll = time.monotonic()
+                    job = await self.jobs.read_job(ns, name)
+                    if job is None:
+                        self._job_gone = True
+                    else:
+                        self._job = job
+
+    @property
+    def _pod_check_interval(self) -> float:
+        return min(POD_CHECK_INTERVAL, self.env.settings.job_pod_start_timeout_seconds / 3)
+
+    async def _pod_not_starting(self) -> tuple[str, str, str] | None:
+        """While the Job wants a pod and none has started: say why at once (a Warning Event and
+        the condition reason), and give the attempt up after the pod start timeout."""
+        pods = list(self._pods.values())
+        if ((self._job or {}).get("spec") or {}).get("suspend") or pod_started(pods):
+            self._waiting_since, self._start_reported = None, None
+            return None
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since, self._next_pod_check = now, now + self._pod_check_interval
+        if now < self._next_pod_check:
+            return None
+        self._next_pod_check = now + self._pod_check_interval
+        ns, name = self.request.namespace, self.job_name or ""
+        problem = start_problem(pods, await self.executor.job_events(ns, name, max_age=self._pod_check_interval))
+        if problem is None:
+            return None
+        reason, message = problem
+        if self._start_reported != reason:
+            self._start_reported = reason
+            await self.mirror.unreported(reason, f"Job {name}: {message}")
+            await self.mirror.held_up(reason, f"Job {name}: {message}")
+        timeout = self.env.settings.job_pod_start_timeout_seconds
+        if now - self._waiting_since < timeout:
+            return None
+        await self.jobs.delete_job(ns, name)  # it would wait for its pod for ever
+        return "failed", reason, f"{message} (for more than {timeout}s, VIDEOJOB_JOB_POD_START_TIMEOUT_SECONDS)"
 
     async def _apply_suspend(self) -> None:
         suspend = self.suspended

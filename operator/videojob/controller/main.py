@@ -2,14 +2,18 @@
 
 Kopf's own state lives in annotations under `videogen.io/` (handler progress and the diff base),
 never in `.status`, which belongs to the VideoJob's users. Standalone by default (no peering
-CRD needed); one operator per namespace set is expected (the Helm chart runs one replica).
+CRD needed). One operator per namespace set handles VideoJobs: with more than one replica, set
+VIDEOJOB_LEADER_ELECTION=true and only the holder of a Lease does (`leader.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from videojob.controller import handlers
 from videojob.controller.events import COMPONENT, EventRecorder
 from videojob.controller.executor import RunEnvironment, make_executor
 from videojob.controller.kube import CRDMissing, KubeClient
+from videojob.controller.leader import LeadershipLost, LeaseElector, lead
 from videojob.controller.metrics import JobBook, MetricsServer
 from videojob.controller.slots import FairSlots
 from videojob.pipeline.sandbox import Sandbox, SandboxLimits
@@ -47,6 +52,9 @@ class OperatorOptions:
     log_format: str = "text"
     status_interval: float = 1.0  # minimum seconds between throttled status writes of one job
     info_metric: bool = False
+    # Leader election (VIDEOJOB_LEADER_ELECTION): who this replica is, and where its Lease lives.
+    identity: str = field(default_factory=lambda: os.environ.get("POD_NAME") or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}")
+    lease_namespace: str | None = None  # default: POD_NAMESPACE, else the first watched namespace, else "default"
 
     @classmethod
     def from_args(cls, args: Any) -> "OperatorOptions":
@@ -62,6 +70,11 @@ class OperatorOptions:
     @property
     def clusterwide(self) -> bool:
         return not self.namespaces
+
+    @property
+    def lease_in(self) -> str:
+        literal = [ns for ns in self.namespaces if not any(ch in ns for ch in "*?[!")]
+        return self.lease_namespace or os.environ.get("POD_NAMESPACE") or (literal[0] if literal else "default")
 
 
 def kopf_settings(options: OperatorOptions) -> kopf.OperatorSettings:
@@ -89,6 +102,24 @@ def kopf_settings(options: OperatorOptions) -> kopf.OperatorSettings:
     return settings
 
 
+def run_environment(settings: Settings, kube: KubeClient, options: OperatorOptions) -> RunEnvironment:
+    """What every run of this operator shares: the queue's slots, Events, the store, one sandbox."""
+    store_root = Path(settings.workdir)
+    store_root.mkdir(parents=True, exist_ok=True)
+    return RunEnvironment(
+        settings=settings,
+        kube=kube,
+        slots=FairSlots(settings.max_concurrent_jobs, TenancyPolicy.from_settings(settings).max_concurrent_per_namespace),
+        events=EventRecorder(kube),
+        store_root=store_root,
+        min_write_interval=options.status_interval,
+        sandbox=Sandbox(
+            store_root / ".work",
+            SandboxLimits(memory_mb=settings.render_memory_mb, max_output_mb=settings.render_max_output_mb),
+        ),
+    )
+
+
 async def run_operator(
     options: OperatorOptions,
     settings: Settings,
@@ -101,22 +132,8 @@ async def run_operator(
     """Run the operator until `stop_flag` (or a signal, when run in the main thread)."""
     kube = kube or KubeClient.from_environment()
     await asyncio.to_thread(kube.check_crd)
-    store_root = Path(settings.workdir)
-    store_root.mkdir(parents=True, exist_ok=True)
-
     book = JobBook()
-    env = RunEnvironment(
-        settings=settings,
-        kube=kube,
-        slots=FairSlots(settings.max_concurrent_jobs, TenancyPolicy.from_settings(settings).max_concurrent_per_namespace),
-        events=EventRecorder(kube),
-        store_root=store_root,
-        min_write_interval=options.status_interval,
-        sandbox=Sandbox(
-            store_root / ".work",
-            SandboxLimits(memory_mb=settings.render_memory_mb, max_output_mb=settings.render_max_output_mb),
-        ),
-    )
+    env = run_environment(settings, kube, options)
     executor = make_executor(settings, env)
     controller = handlers.Controller(settings, kube, executor, env.events, book)
     registry = kopf.OperatorRegistry()
@@ -129,7 +146,8 @@ async def run_operator(
     if on_started is not None:
         on_started(controller, metrics_server)
     liveness = f"http://{options.host}:{options.liveness_port}/healthz" if options.liveness_port else None
-    try:
+
+    async def operate(stop: Any) -> None:
         await kopf.operator(
             registry=registry,
             settings=kopf_settings(options),
@@ -138,9 +156,17 @@ async def run_operator(
             namespaces=options.namespaces,
             liveness_endpoint=liveness,
             ready_flag=ready_flag,
-            stop_flag=stop_flag,
+            stop_flag=stop,
             memo=kopf.Memo(controller=controller),
         )
+
+    try:
+        if settings.leader_election:
+            elector = LeaseElector(kube.api_client, options.lease_in, options.identity)
+            standby = (options.host, options.liveness_port) if options.liveness_port else None
+            await lead(elector, operate, stop_flag=stop_flag, liveness=standby)
+        else:
+            await operate(stop_flag)
     finally:
         await executor.shutdown()
         env.sandbox.close()
@@ -176,6 +202,9 @@ def operator_command(args: Any) -> int:
         asyncio.run(run_operator(options, settings, kube=kube))
     except KeyboardInterrupt:
         pass
+    except LeadershipLost as exc:
+        print(f"videojob operator: {exc}", file=sys.stderr)
+        return 1
     finally:
         kube.close()
     return 0

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from videojob import metrics
 from videojob.api import conditions as C
-from videojob.api.models import VideoJobStatus
+from videojob.api.models import Stage
 from videojob.controller.events import EventRecorder, transition_event
 from videojob.controller.status_writer import Conflict, StatusWriter
 from videojob.pipeline.status import StatusTracker
@@ -112,75 +112,16 @@ async def acknowledge_generation(kube: Any, namespace: str, name: str, generatio
 
 
 # ------------------------------------------------------------------------------------------
-# Status rules the controller applies on top of `StatusTracker`'s transitions. They are the only
-# direct writes of status fields in controller/; each belongs in StatusTracker (issue 14) and
-# moves there when the tracker grows the method.
+# The only status fields the controller still sets itself: StatusTracker has no transition for
+# "resumed at this stage, the deadline clock counting from now" (the inline run's stage gate).
 
 
-def continue_from(tracker: StatusTracker, previous: VideoJobStatus, *, generation: int, attempt: int) -> None:
-    """Go on with the status a run already established (another process wrote it): everything
-    it shows, told the current generation and attempt."""
-    tracker.status = previous.model_copy(deep=True)
-    tracker.status.observed_generation = generation
-    tracker.status.attempt = attempt
-
-
-def restarted(tracker: StatusTracker, previous: VideoJobStatus) -> None:
-    """The same run in a new operator process: it keeps when it started, its attempt, and what
-    it showed until the pipeline reports again."""
-    tracker.status.start_time = previous.start_time
-    tracker.status.attempt = previous.attempt or 1
-    tracker.status.phase = previous.phase
-    tracker.status.message = previous.message
-
-
-def started_with(tracker: StatusTracker, message: str) -> None:
-    """Running, saying where (a worker pod names its attempt)."""
-    tracker.started()
-    tracker.status.message = message
-
-
-def observe_generation(tracker: StatusTracker, generation: int) -> None:
-    """A spec change that keeps the content: the same run now answers for `generation`."""
-    tracker.generation = generation
-    tracker.status.observed_generation = generation
-
-
-def stop_running_stages(tracker: StatusTracker, message: str) -> None:
-    """Stages still Running when a run is stopped from outside (deadline, lost worker) failed."""
-    for entry in tracker.status.stages:
-        if entry.phase == "Running":
-            entry.phase = "Failed"
-            entry.finished_at = C.now_rfc3339()
-            entry.message = message
-
-
-def retry_later(tracker: StatusTracker, reason: str, message: str, attempt: int, *, stage: str | None = None) -> None:
-    """Pending until attempt `attempt` starts; the failed attempt's completion time goes."""
-    tracker.status.completion_time = None
-    tracker.retrying(reason, message, attempt=attempt)
-    if stage is not None:
-        tracker.status.current_stage = stage
-
-
-def wait_for_input(tracker: StatusTracker, reason: str, message: str) -> None:
-    """AwaitingInput is not an end: no completion time."""
-    tracker.status.completion_time = None
-    tracker.awaiting_input(reason, message)
-
-
-def restart_deadline_clock(tracker: StatusTracker, at: str | None) -> None:
-    """spec.activeDeadlineSeconds counts from `at` (None: from the next start), as for Jobs on resume."""
-    tracker.status.start_time = at
+def clock_restarted_now(tracker: StatusTracker) -> None:
+    """spec.activeDeadlineSeconds counts again from now, as for Jobs on resume."""
+    tracker.status.start_time = C.now_rfc3339()
 
 
 def resume_at(tracker: StatusTracker, stage: str) -> None:
     """Running again, at the stage the run paused before."""
     tracker.resumed()
-    tracker.status.current_stage = stage
-
-
-def reject(tracker: StatusTracker, reason: str, message: str) -> None:
-    """A spec that cannot run: Failed and Stalled, and no stages (none will run)."""
-    tracker.failed(reason, message, stalled=True)
-    tracker.status.stages = []
+    tracker.status.current_stage = Stage(stage)

@@ -105,9 +105,11 @@ async def run_worker(
     meta = raw["metadata"]
     previous_raw = raw.get("status") or {}
     previous = VideoJobStatus.from_object(previous_raw)
-    tracker = StatusTracker(int(meta.get("generation") or generation), attempt=attempt, previous=previous)
-    if previous is not None and previous.start_time and previous.observed_generation == tracker.generation:
-        rules.restart_deadline_clock(tracker, previous.start_time)  # the run started with attempt 1
+    current = int(meta.get("generation") or generation)
+    if previous is not None and previous.start_time and previous.observed_generation == current:
+        tracker = StatusTracker.resuming(previous, current, attempt)  # the run started with attempt 1
+    else:
+        tracker = StatusTracker(current, attempt=attempt, previous=previous)
     ref = {"namespace": namespace, "name": name, "uid": meta.get("uid")}
     # Ownership: once anyone else (the operator: suspend, a new generation, a lost pod) writes the
     # status, this worker writes no more, so its late writes never undo the operator's.
@@ -132,7 +134,7 @@ async def _run(
         await reporter.publish()
         return EXIT_FAILED
     job.metadata.generation = generation  # the version belongs to the content generation
-    rules.started_with(tracker, f"running in Job pod (attempt {attempt})")
+    tracker.started(f"running in Job pod (attempt {attempt})")
     await reporter.publish()
     try:
         credentials = await read_credentials(kube, raw["metadata"]["namespace"], job, default_model=settings.llm_model)
@@ -160,7 +162,7 @@ async def _run(
         if sandbox is not None:
             sandbox.close()
     if not result.succeeded and job.spec.human_loop and result.error is not None and result.error.permanent:
-        rules.wait_for_input(tracker, result.error.reason, decisions.human_loop_message(result.error.reason, result.error.message))
+        tracker.awaiting_input(result.error.reason, decisions.human_loop_message(result.error.reason, result.error.message))
     await reporter.publish()
     await reporter.close(flush=True)
     return EXIT_OK if result.succeeded else EXIT_FAILED
