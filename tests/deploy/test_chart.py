@@ -249,7 +249,7 @@ def test_cluster_mode_operator_clusterrole_is_least_privilege(default):
     assert rules_of(role) == {
         ("videogen.io", "videojobs"): {"get", "list", "watch", "patch"},
         ("videogen.io", "videojobs/status"): {"patch"},
-        ("", "events"): {"create"},
+        ("", "events"): {"create", "list"},  # list: why a worker pod never started
         ("", "namespaces"): {"get"},  # tenancy: the videogen.io/projects annotation
         # No Secrets in job mode: the worker reads its VideoJob's Secret in its own namespace.
         ("batch", "jobs"): {"create", "get", "list", "watch", "delete", "patch"},

@@ -90,7 +90,8 @@ in job mode the worker reads the VideoJob's Secret, the operator never does. */}
   verbs: [patch]
 - apiGroups: [""]
   resources: [events]
-  verbs: [create]
+  {{- /* list: FailedCreate/FailedScheduling Events explain a worker pod that never starts */}}
+  verbs: [create, list]
 {{- /* Tenancy: the videogen.io/projects annotation of a VideoJob's own Namespace (a Role in that
 namespace can grant this: the API server authorises GET namespaces/NAME in namespace NAME). */}}
 - apiGroups: [""]
