@@ -120,6 +120,20 @@ def run_environment(settings: Settings, kube: KubeClient, options: OperatorOptio
     )
 
 
+def _say_isolation(sandbox: Sandbox) -> None:
+    """The inline executor renders untrusted code in this pod: say at start-up which fence it has
+    (or that untrusted code will be refused, and how to fix that)."""
+    from videojob.pipeline.sandbox import isolation_report
+
+    isolation, line = isolation_report(root=sandbox.root)
+    if isolation is None:
+        log.error("inline executor: %s", line)
+    elif isolation == "none":
+        log.warning("inline executor: %s", line)
+    else:
+        log.info("inline executor: %s", line)
+
+
 async def run_operator(
     options: OperatorOptions,
     settings: Settings,
@@ -134,6 +148,8 @@ async def run_operator(
     await asyncio.to_thread(kube.check_crd)
     book = JobBook()
     env = run_environment(settings, kube, options)
+    if settings.executor == "inline":
+        _say_isolation(env.sandbox)
     executor = make_executor(settings, env)
     controller = handlers.Controller(settings, kube, executor, env.events, book)
     registry = kopf.OperatorRegistry()
