@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from videojob.config import Settings
+from videojob.run import run_videojob
+
 from tests.llm.conftest import ScriptedChatModel, answer, codegen_calls, fenced, make_job, plan_json
 from tests.narration.test_layout_repair import planning_then
 from tests.pipeline.conftest import videojob
-from videojob.config import Settings
-from videojob.run import run_videojob
 
 pytestmark = pytest.mark.render
 

@@ -82,10 +82,11 @@ async def _render_round(ctx: PipelineContext, state: VideoGenerationState, cache
                 await ctx.progress.step(f"{scene.label} taken from the render cache{_warned(scene)}",
                                         scene=scene.index, attempt=scene.attempts)
                 return
-            await ctx.progress.emit("scene", f"rendering {scene.label}", scene=scene.index, attempt=scene.attempts)
+            if hit is None:
+                await ctx.progress.emit("scene", f"rendering {scene.label}", scene=scene.index, attempt=scene.attempts)
             # The parent's own copy of the video, outside every sandbox mount: what the cache takes.
             out = ctx.workdir / "renders" / f"{key}.mp4"
-            if hit is not None:  # cached with layout warnings the model has to fix
+            if hit is not None:  # cached, with layout warnings the model has to fix
                 outcome = RenderOutcome(True, movie=hit, warnings=cache.warnings(key))
             elif prefetched is not None:
                 outcome = await prefetched  # its movie is in the cache already
