@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from manim import DOWN, UP, Circle, MathTex, Scene, Text, tempconfig
+from manim import DOWN, UP, Circle, MathTex, Scene, Text, VGroup, tempconfig
 
 from videojob.api.models import StoryboardScene
 from videojob.pipeline.codecheck import check_code
@@ -35,6 +35,26 @@ def test_check_layout_fails_the_scene_with_what_went_wrong():
         check_layout(scene)
 
 
+def test_check_layout_records_warnings_when_not_strict():
+    scene = Scene()
+    scene.add(Text("x" * 80, font_size=48))
+    check_layout(scene, strict=False)
+    check_layout(scene, strict=False)  # the same problem again is not a new warning
+    assert [w.split(" by ")[0] for w in scene.layout_warnings] == [
+        "Text 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' overflows the frame at the left",
+        "Text 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' overflows the frame at the right",
+    ]
+
+
+def test_text_inside_groups_is_checked_block_by_block():
+    title = Text("Overlapping words").move_to(UP)
+    label = Text("More words here").move_to(UP)
+    assert layout_problems([VGroup(title, Circle()), label], text_only=True) == [
+        "Text 'Overlapping words' overlaps Text 'More words here'"]
+    apart = VGroup(Text("Top words").to_edge(UP), Text("Bottom words").to_edge(DOWN))
+    assert layout_problems([apart, Circle(radius=3)], text_only=True) == []
+
+
 SCENES = {
     "designed": StoryboardScene(title="What is a Fourier series?", text="A sum of sines and cosines.",
                                 bullets=["periodic", "orthogonal"], shape="circle", math=r"f(x)=\sum_n a_n\cos(nx)"),
@@ -61,7 +81,8 @@ def _render(scene: StoryboardScene, quality: str, spoken: float | None = None) -
 @pytest.mark.parametrize("quality", ["low_quality", "production_quality"])
 @pytest.mark.parametrize("name", list(SCENES))
 def test_storyboard_scenes_stay_inside_the_frame_without_overlaps(name, quality):
-    _render(SCENES[name], quality)  # the embedded check raises on any overflow or overlap
+    rendered = _render(SCENES[name], quality)
+    assert rendered.layout_warnings == []  # the embedded check found no overflow or overlap
 
 
 def test_the_scene_grows_to_fit_its_narration_and_ends_with_a_transition():

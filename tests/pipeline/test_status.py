@@ -142,3 +142,26 @@ def test_progress_counts_a_step_per_scene_in_the_per_scene_stages():
     plain.set_scene_count(2)
     narrated.set_scene_count(2)
     assert (plain.total, narrated.total) == (8, 10)  # plan, 2 codes, 2 renders, combine, upload, record (+ 2 narrations)
+
+
+def test_scene_warnings_reach_the_rendering_stage_and_the_final_message():
+    from videojob.pipeline.state import SceneState
+
+    tracker = StatusTracker(generation=1)
+    tracker.started()
+    tracker.apply(ProgressEvent("stage_started", "Rendering", 2, 6))
+    scenes = [SceneState(index=0, title="a", class_name="A"),
+              SceneState(index=1, title="b", class_name="B", warnings=["Text 'b' overflows the frame at the top by 0.40 units"])]
+    tracker.apply_update({"scenes": scenes})
+    tracker.apply(ProgressEvent("stage_finished", "Rendering", 4, 6))
+    warning = "scene 2: Text 'b' overflows the frame at the top by 0.40 units"
+    stage = next(s for s in tracker.as_dict()["stages"] if s["name"] == "Rendering")
+    assert stage["phase"] == "Succeeded" and stage["message"] == "layout warnings: " + warning
+    # A checkpointed state gives plain dicts; hundreds of warnings stay within the message caps.
+    tracker.apply_update({"scenes": [{"index": i, "warnings": ["x" * 300] * 20} for i in range(50)]})
+    tracker.succeeded("version 1 ready: file:///v1.mp4")
+    status = tracker.as_dict()
+    assert status["message"].startswith("version 1 ready: file:///v1.mp4; warnings: scene 1: xxx")
+    assert len(status["message"]) <= 3000 and len(stage["message"]) <= 1000
+    succeeded = next(c for c in status["conditions"] if c["type"] == "Succeeded")
+    assert succeeded["status"] == "True" and succeeded["message"].startswith("version 1 ready: file:///v1.mp4; warnings:")

@@ -94,3 +94,62 @@ async def test_scene_code_cannot_plant_a_cache_entry_for_other_code(planted, tmp
     text = ocr(target)
     assert "GENUINE" in text and "FORGED" not in text
     assert json.dumps(victim.tracker.as_dict()).count("bubblewrap") == 1  # status.sandbox
+
+
+# Scene code that renders, then writes its own result.json (bypassing the executor) and exits.
+WARNING_WRITER = '''\
+import json, os
+from manim import *
+
+
+class A(Scene):
+    def construct(self):
+        self.add(Text("hi"))
+        self.wait(0.2)
+
+    def render(self, *args, **kwargs):
+        super().render(*args, **kwargs)
+        movie = json.dumps(os.path.relpath(self.renderer.file_writer.movie_file_path))
+        with open('.r', 'w', encoding='utf-8') as f:
+{write}
+        os.replace('.r', 'result.json')
+        os._exit(0)
+'''
+
+
+def writing_warnings(*lines: str) -> str:
+    return WARNING_WRITER.format(write="\n".join("            " + line for line in lines))
+
+
+async def test_warnings_in_a_hostile_result_are_capped_and_cleaned(sandbox, tmp_path):
+    hostile = {
+        # 10,000 distinct warnings (one CJK character each keeps the file under the result cap).
+        "many": writing_warnings("f.write('{\"ok\": true, \"movie\": ' + movie + ', \"warnings\": ')",
+                                 "json.dump([chr(0x4E00 + i) for i in range(10_000)], f, ensure_ascii=False,"
+                                 " separators=(',', ':'))", "f.write('}')"),
+        "long and odd": writing_warnings(
+            "f.write(json.dumps({'ok': True, 'movie': json.loads(movie), 'warnings': ["
+            "'\\x1b[31m' + 'y' * 20_000 + '\\x00', {'not': 'a string'}, 5, None, '', 'fine']}))"),
+        "not a list": writing_warnings("f.write(json.dumps({'ok': True, 'movie': json.loads(movie), 'warnings': 'x' * 1000}))"),
+        # 10,000 huge warnings: 200 MB of result, refused by size without being read whole.
+        "10,000 huge": writing_warnings("f.write('{\"ok\": true, \"movie\": ' + movie + ', \"warnings\": [')",
+                                        "for i in range(10_000):",
+                                        "    f.write(('' if i == 0 else ',') + json.dumps('z' * 20_000))",
+                                        "f.write(']}')"),
+    }
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    outcomes = {}
+    async with sandbox.job(1) as job:
+        for name, code in hostile.items():
+            outcomes[name] = await job.render(code, "A", "low", tmp_path / "renders" / f"{len(outcomes)}.mp4")
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 100, f"parent memory grew by {grown_mb:.0f} MB"
+    many = outcomes["many"]
+    assert many.ok, many.error
+    assert many.warnings == [chr(0x4E00 + i) for i in range(20)]  # the count cap
+    odd = outcomes["long and odd"]
+    assert odd.ok, odd.error
+    assert len(odd.warnings) == 2 and odd.warnings[1] == "fine"  # strings only, empty ones dropped
+    assert len(odd.warnings[0]) <= 310 and set(odd.warnings[0]) <= set("?[31m y.")  # length cap, no control bytes
+    assert outcomes["not a list"].ok and outcomes["not a list"].warnings == []
+    assert not outcomes["10,000 huge"].ok and outcomes["10,000 huge"].kind == "BadOutput"

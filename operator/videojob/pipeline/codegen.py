@@ -117,6 +117,7 @@ async def generate_code(ctx: PipelineContext, state: VideoGenerationState) -> St
             scene.code = generate_scene_code(spec.storyboard.scenes[scene.index], scene.index, scene.spoken_seconds)
         scene.status = "coded"
         scene.error = None
+        scene.warnings = []  # they were about the old code
         if first:
             await ctx.progress.step(f"code for {scene.label} ready", scene=scene.index)
         else:

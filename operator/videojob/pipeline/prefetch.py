@@ -13,6 +13,7 @@ import asyncio
 import uuid
 from pathlib import Path
 
+from videojob.pipeline.layout import with_layout_check
 from videojob.pipeline.render_cache import RenderCache, cache_key, known_scenes
 from videojob.pipeline.sandbox import RenderOutcome, Sandbox, SandboxLimits
 
@@ -46,7 +47,9 @@ class Prefetch:
             key = cache_key(code, name, quality)
             if key in _PENDING or cache.get(key) is not None:
                 continue
-            _PENDING[key] = asyncio.ensure_future(prefetch._render(key, code, name, quality, limits))
+            # Like the render step: a storyboard carries its layout check, user code gets it wrapped on.
+            checked = code if job.spec.source == "storyboard" else with_layout_check(code, name)
+            _PENDING[key] = asyncio.ensure_future(prefetch._render(key, checked, name, quality, limits))
             prefetch._keys.append(key)
         return prefetch
 
@@ -54,7 +57,8 @@ class Prefetch:
         out = self._workdir / f"prefetch-{uuid.uuid4().hex[:12]}.mp4"
         outcome = await self._job.render(code, scene_class, quality, out, limits)
         if outcome.ok:
-            outcome = RenderOutcome(True, movie=self._cache.put(key, outcome.movie))
+            outcome = RenderOutcome(True, movie=self._cache.put(key, outcome.movie, outcome.warnings),
+                                    warnings=outcome.warnings)
         return outcome
 
     async def aclose(self) -> None:

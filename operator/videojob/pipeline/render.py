@@ -6,11 +6,16 @@ written here, from the parent's own copy of each video, never from inside a sand
 
 The cache is keyed by (code, scene class, quality, Manim version): an unchanged re-run — or an
 operator restarted mid-run — takes finished scenes from disk instead of rendering them again.
+
+Layout problems (`layout.py`) come back as warnings beside a good video. They are kept on the
+scene (and in the cache entry) and reported in status; only for model-written code with repair
+attempts left are they a render error, so the model fixes them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from videojob import metrics
@@ -18,10 +23,12 @@ from videojob.pipeline import prefetch
 from videojob.pipeline.codegen import needs_llm
 from videojob.pipeline.context import PipelineContext
 from videojob.pipeline.errors import PipelineError, SceneRenderFailed
-from videojob.pipeline.layout import with_layout_check
+from videojob.pipeline.layout import layout_failure, with_layout_check
 from videojob.pipeline.render_cache import RenderCache, cache_key
-from videojob.pipeline.sandbox import JobSandbox, SandboxUnavailable
+from videojob.pipeline.sandbox import JobSandbox, RenderOutcome, SandboxUnavailable
 from videojob.pipeline.state import AttemptRecord, SceneState, VideoGenerationState
+
+log = logging.getLogger(__name__)
 
 
 class SandboxRefused(PipelineError):
@@ -63,38 +70,65 @@ async def _render_round(ctx: PipelineContext, state: VideoGenerationState, cache
         key = cache_key(scene.code, scene.class_name, state.quality)
         async with limit:
             scene.attempts += 1
+            # Model code with attempts left answers for its layout like for any error.
+            strict = needs_llm(state) and scene.attempts < state.max_scene_attempts
             prefetched = prefetch.claim(key)  # started before the pipeline was loaded (videojob run)
             hit = None if prefetched else cache.get(key)
-            if hit is not None:
+            if hit is not None and not (strict and cache.warnings(key)):
                 scene.status, scene.video_path, scene.cached = "rendered", str(hit), True
+                scene.warnings = cache.warnings(key)
                 metrics.record_render_attempt("cached")
-                await ctx.progress.step(f"{scene.label} taken from the render cache", scene=scene.index, attempt=scene.attempts)
+                _log_warnings(scene)
+                await ctx.progress.step(f"{scene.label} taken from the render cache{_warned(scene)}",
+                                        scene=scene.index, attempt=scene.attempts)
                 return
-            await ctx.progress.emit("scene", f"rendering {scene.label}", scene=scene.index, attempt=scene.attempts)
+            if hit is None:
+                await ctx.progress.emit("scene", f"rendering {scene.label}", scene=scene.index, attempt=scene.attempts)
             # The parent's own copy of the video, outside every sandbox mount: what the cache takes.
             out = ctx.workdir / "renders" / f"{key}.mp4"
-            if prefetched is not None:
+            if hit is not None:  # cached, with layout warnings the model has to fix
+                outcome = RenderOutcome(True, movie=hit, warnings=cache.warnings(key))
+            elif prefetched is not None:
                 outcome = await prefetched  # its movie is in the cache already
             else:
-                # Model-written code also answers for text leaving the frame (fed back like any error).
-                code = with_layout_check(scene.code, scene.class_name) if needs_llm(state) else scene.code
+                code = scene.code if _embeds_check(state) else with_layout_check(scene.code, scene.class_name, strict)
                 outcome = await job.render(code, scene.class_name, state.quality, out, ctx.limits)
                 if outcome.ok:
-                    outcome.movie = cache.put(key, outcome.movie)
+                    outcome.movie = cache.put(key, outcome.movie, outcome.warnings)
+        if outcome.ok and outcome.warnings and strict:
+            outcome = RenderOutcome(False, error=layout_failure(outcome.warnings), kind="LayoutCheck")
         scene.history = scene.history + [AttemptRecord(attempt=scene.attempts, code=scene.code, error=outcome.error)]
         metrics.record_render_attempt("success" if outcome.ok else "failure")
         if outcome.ok:
             scene.status, scene.video_path, scene.cached, scene.error = "rendered", str(outcome.movie), False, None
-            await ctx.progress.step(f"{scene.label} rendered", scene=scene.index, attempt=scene.attempts,
+            scene.warnings = list(outcome.warnings)
+            _log_warnings(scene)
+            await ctx.progress.step(f"{scene.label} rendered{_warned(scene)}", scene=scene.index, attempt=scene.attempts,
                                     data={"result": "success", "sandbox": job.isolation})
         else:
-            scene.status, scene.error = "failed", outcome.error
+            scene.status, scene.error, scene.warnings = "failed", outcome.error, []
             await ctx.progress.emit(
                 "scene", f"{scene.label} failed (attempt {scene.attempts}): {outcome.error}", scene=scene.index,
                 attempt=scene.attempts, data={"result": "failure", "kind": outcome.kind, "sandbox": job.isolation},
             )
 
     await asyncio.gather(*(one(s) for s in todo))
+
+
+def _embeds_check(state: VideoGenerationState) -> bool:
+    """Storyboard code carries its own layout check; other code gets it wrapped on."""
+    return state.source == "storyboard" and not state.editing_existing_video
+
+
+def _warned(scene: SceneState) -> str:
+    if not scene.warnings:
+        return ""
+    return f" with {len(scene.warnings)} layout warning(s): " + "; ".join(scene.warnings)
+
+
+def _log_warnings(scene: SceneState) -> None:
+    for warning in scene.warnings:
+        log.warning("layout warning in %s: %s", scene.label, warning)
 
 
 def _last_line(error: str | None, limit: int = 600) -> str:

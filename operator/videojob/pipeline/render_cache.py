@@ -6,6 +6,7 @@ Kept free of heavy imports: `videojob run` consults it before LangGraph is even 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import uuid
 from importlib.metadata import version as package_version
@@ -44,9 +45,29 @@ class RenderCache:
             pass
         return None
 
-    def put(self, key: str, movie: Path) -> Path:
+    def warnings(self, key: str) -> list[str]:
+        """The layout warnings recorded with the entry (written by `put`, from the parent's
+        already-capped copy; the cache is never visible inside a sandbox)."""
+        try:
+            found = json.loads(self._warnings_path(self.path(key)).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        return [w for w in found if isinstance(w, str)] if isinstance(found, list) else []
+
+    @staticmethod
+    def _warnings_path(movie: Path) -> Path:
+        return movie.with_suffix(".warnings.json")
+
+    def put(self, key: str, movie: Path, warnings: list[str] | None = None) -> Path:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
+        sidecar = self._warnings_path(target)
+        if warnings:  # before the movie: a reader that finds the movie finds its warnings
+            tmp = sidecar.with_name(f".{sidecar.name}.{uuid.uuid4().hex[:8]}")
+            tmp.write_text(json.dumps(list(warnings)), encoding="utf-8")
+            os.replace(tmp, sidecar)
+        else:
+            sidecar.unlink(missing_ok=True)
         tmp = target.with_name(f".{key}.{uuid.uuid4().hex[:8]}")
         os.replace(movie, tmp)
         os.replace(tmp, target)
@@ -71,6 +92,7 @@ class RenderCache:
             if path == keep:
                 continue
             path.unlink(missing_ok=True)
+            self._warnings_path(path).unlink(missing_ok=True)
             freed += size
         return freed
 

@@ -50,6 +50,7 @@ class SceneState(BaseModel):
     cached: bool = False
     error: str | None = None
     history: list[AttemptRecord] = []
+    warnings: list[str] = []  # layout problems of the rendered video (kept, reported in status)
     narration_track: NarrationTrack | None = None  # the spoken narration (Narrating stage)
 
     @property

@@ -4,6 +4,10 @@ The CLI prints what this builds; the operator patches it into `.status`. Both th
 the same stages, progress, conditions and outputs for the same run. Every rule about status
 fields lives here; callers say what happened (`started`, `retrying`, `failed`, ...) and never
 write fields themselves.
+
+Scene warnings (layout problems of a kept video, `SceneState.warnings`) have no field of their
+own in the DESIGN status: they go into the Rendering stage's `message` and, at the end, after
+the success `message` ("... ready: URI; warnings: scene 2: ...").
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class StatusTracker:
             code_upload=CodeUploadStatus(),
             usage=Usage(),
         )
+        self.warnings: list[str] = []  # "scene N: problem", from the latest scenes update
 
     @classmethod
     def resuming(cls, previous: VideoJobStatus, generation: int | None, attempt: int | None = None) -> "StatusTracker":
@@ -183,6 +188,8 @@ class StatusTracker:
 
     def apply_update(self, update: StateUpdate) -> None:
         """Take a node's state update (from the graph stream)."""
+        if update.get("scenes"):
+            self._scene_warnings(update["scenes"])
         if update.get("usage"):
             self.count_usage(update["usage"])
         if update.get("version") is not None:
@@ -196,6 +203,19 @@ class StatusTracker:
         if update.get("record"):
             record = update["record"]
             self.status.record = RecordRef(table=update.get("record_table"), video_key=record.video_key, version=record.version)
+
+    def _scene_warnings(self, scenes: list) -> None:
+        """Keep the scenes' layout warnings; the Rendering stage's message lists them."""
+        warnings = []
+        for scene in scenes:  # SceneState, or its dict from a checkpoint
+            fields = scene if isinstance(scene, dict) else vars(scene)
+            warnings += [f"scene {fields.get('index', 0) + 1}: {w}" for w in fields.get("warnings") or []]
+        if warnings == self.warnings:
+            return
+        self.warnings = warnings
+        stage = self._stage(Stage.Rendering)
+        if stage is not None and warnings:
+            stage.message = _clip("layout warnings: " + "; ".join(warnings), 1000)
 
     def _uploaded(self, state: UploadState, code_state: str | None, error: str | None) -> None:
         up = self.status.upload or UploadStatus()
@@ -217,6 +237,8 @@ class StatusTracker:
         if self.status.progress and "/" in self.status.progress:
             total = self.status.progress.split("/")[1]
             self.status.progress = f"{total}/{total}"
+        if self.warnings:
+            message = _clip(f"{message}; warnings: " + "; ".join(self.warnings), 3000)
         self.status.message = message
         self._cond(C.SUCCEEDED, "True", C.COMPLETED, message)
         self._cond(C.RECONCILING, "False", C.COMPLETED, message)
@@ -262,3 +284,7 @@ class StatusTracker:
     def as_dict(self) -> dict[str, Any]:
         """The status as the API server stores it (camelCase, no nulls)."""
         return self.status.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 4] + " ..."

@@ -64,6 +64,15 @@ def _user_traceback(exc: BaseException, code_file: str) -> str:
     return "\n".join(lines + [last]) if lines else last
 
 
+def _layout_warnings(scene) -> list[str]:
+    """What the scene's layout check recorded (`layout.check_layout`), a few short strings (the
+    parent caps them again: this process runs the scene's code and proves nothing)."""
+    found = getattr(scene, "layout_warnings", None)
+    if not isinstance(found, list):
+        return []
+    return [w[:300] for w in found[:20] if isinstance(w, str)]
+
+
 def render_scene(scratch: str, request: dict) -> dict:
     """Execute scene.py and render request["scene_class"]; the result.json dict."""
     from manim import tempconfig
@@ -95,7 +104,7 @@ def render_scene(scratch: str, request: dict) -> dict:
             scene = scene_cls()
             scene.render()
             movie = Path(scene.renderer.file_writer.movie_file_path)
-        return {"ok": True, "movie": os.path.relpath(movie, scratch)}
+        return {"ok": True, "movie": os.path.relpath(movie, scratch), "warnings": _layout_warnings(scene)}
     except MemoryError:
         return {"ok": False, "error": "MemoryError: the scene exceeded the sandbox memory limit", "kind": "memory"}
     except BaseException as exc:  # noqa: BLE001 - everything the scene does is reported, not raised

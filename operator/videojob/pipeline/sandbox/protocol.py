@@ -5,7 +5,7 @@ Kept free of heavy imports: the CLI and the operator import these at start-up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -50,6 +50,9 @@ class RenderOutcome:
     # Exception class of the scene code, or one of: Refused, Timeout, CPULimit, MemoryLimit,
     # OutputLimit, Killed, Crashed, NoOutput, BadOutput, SandboxUnavailable.
     kind: str | None = None
+    # Layout problems of a rendered scene (object outside the frame, text over text): the video
+    # is fine to use; they are reported. Read from result.json as a capped list of capped strings.
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

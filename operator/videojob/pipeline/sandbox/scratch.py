@@ -2,7 +2,8 @@
 
 A scene's scratch directory holds, before execution, `scene.py` and `request.json`
 ({"scene_class", "quality", "limits": SandboxLimits.as_request()}); after it, `result.json`
-({"ok", "movie": a path relative to the directory, "error", "kind"}), `render.log` and the movie.
+({"ok", "movie": a path relative to the directory, "error", "kind", "warnings": layout problems
+as strings}), `render.log` and the movie.
 
 Everything in it after execution was written by untrusted code. `read_outcome` is the ONE
 reader of it: files are opened relative to a directory descriptor taken before execution, one
@@ -26,6 +27,8 @@ from videojob.pipeline.sandbox.protocol import Execution, RenderOutcome, Sandbox
 RESULT_MAX_BYTES = 64 * 1024
 LOG_TAIL_BYTES = 4000
 ERROR_MAX_CHARS = 2000
+WARNINGS_MAX = 20  # layout warnings kept per scene
+WARNING_MAX_CHARS = 300
 _COPY_CHUNK = 1024 * 1024
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _KINDS = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,79}$")
@@ -129,7 +132,25 @@ def read_outcome(dir_fd: int, out_path: Path, limits: SandboxLimits, execution: 
     movie = result.get("movie")
     if not isinstance(movie, str):
         return RenderOutcome(False, error="the render produced no video file", kind="NoOutput")
-    return _copy_movie(dir_fd, movie, out_path, limits)
+    outcome = _copy_movie(dir_fd, movie, out_path, limits)
+    if outcome.ok:
+        outcome.warnings = read_warnings(result.get("warnings"))
+    return outcome
+
+
+def read_warnings(value: object) -> list[str]:
+    """The scene's layout warnings as the parent accepts them: strings only, at most
+    WARNINGS_MAX of them, each cleaned and at most ~WARNING_MAX_CHARS long; anything else is dropped."""
+    if not isinstance(value, list):
+        return []
+    kept: list[str] = []
+    for item in value[: WARNINGS_MAX * 4]:
+        text = clean_text(item, WARNING_MAX_CHARS) if isinstance(item, str) else ""
+        if text and text not in kept:
+            kept.append(text)
+        if len(kept) == WARNINGS_MAX:
+            break
+    return kept
 
 
 def _parse_result(raw: bytes | None) -> dict | None:
