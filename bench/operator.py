@@ -61,6 +61,17 @@ MINIMAL_OPERATOR = '''
 import kopf
 
 @kopf.on.create("videogen.io", "v1alpha1", "videojobs")
+
+def stop_operator(proc: subprocess.Popen, client, log) -> None:
+    """End the operator process this benchmark started (by its PID), then close what it used."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    client.close()
+    log.close()
+
 def create(patch, **_):
     patch.status["phase"] = "Succeeded"
 '''
@@ -173,13 +184,7 @@ def run_one(label: str, command: list[str], env: dict[str, str], args: argparse.
             watch.stop()
             if os.environ.get("BENCH_DEBUG"):
                 print((Path(tmp) / "operator.log").read_text()[-3000:], file=sys.stderr)
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            client.close()
-            log.close()
+            stop_operator(proc, client, log)
     per_job_status = [status_patches.get(n, 0) for n in names]
     per_job_all = [all_patches.get(n, 0) for n in names]
     return {
@@ -257,13 +262,7 @@ def run_tenants(args: argparse.Namespace) -> None:
                         "done": [sum(1 for n in mine if watch.first(n, "Succeeded"))]}
             finally:
                 watch.stop()
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                client.close()
-                log.close()
+                stop_operator(proc, client, log)
 
     small = [("small", f"small-{i:04d}") for i in range(args.small)]
     big = [("big", f"big-{i:04d}") for i in range(args.big)]

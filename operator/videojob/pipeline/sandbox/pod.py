@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import threading
 import time
 import uuid
@@ -33,6 +32,7 @@ from pathlib import Path
 
 from videojob.pipeline.sandbox.protocol import Execution, Isolation, SandboxUnavailable
 from videojob.pipeline.sandbox.runners import _PooledRunner
+from videojob.pipeline.sandbox.scratch import read_json_object
 
 # The Job sets it on the worker container; the worker then renders with this runner.
 SPOOL_ENV = "VIDEOJOB_RENDER_SPOOL"
@@ -59,23 +59,7 @@ def write_json_atomically(dir_fd: int, name: str, payload: dict) -> None:
 
 def read_small_json(dir_fd: int, name: str, cap: int = _DONE_MAX_BYTES) -> dict | None:
     """A small JSON object from a regular file (no symlink, FIFO or device), or None."""
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        data = os.read(fd, cap + 1)
-    finally:
-        os.close(fd)
-    if len(data) > cap:
-        return None
-    try:
-        value = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
+    return read_json_object(dir_fd, name, cap)
 
 
 def _execution_from(done: dict) -> Execution:

@@ -153,6 +153,15 @@ def read_warnings(value: object) -> list[str]:
     return kept
 
 
+def read_json_object(dir_fd: int, name: str, cap: int) -> dict | None:
+    """A JSON object from a regular file below `dir_fd` (no symlink, FIFO or device) of at most
+    `cap` bytes; None for anything else. The pod runner's markers use it too."""
+    try:
+        return _parse_result(_read_capped(dir_fd, name, cap))
+    except _TooLarge:
+        return None
+
+
 def _parse_result(raw: bytes | None) -> dict | None:
     if raw is None:
         return None
