@@ -3,7 +3,8 @@
     python bench/operator.py [--jobs 200] [--live 1000] [--concurrency 2] [--distinct]
     python bench/operator.py --tenants [--big 200] [--small 5]   # fair share between two namespaces
 
-For each operator (the real `videojob operator`, and a 5-line Kopf operator that only sets
+For each operator (the real `videojob operator` with the inline executor, the same in Job mode
+(`VIDEOJOB_EXECUTOR=job`: a controller only), and a 5-line Kopf operator that only sets
 `status.phase` on create: the framework's floor) it starts a fresh KMock-based API server
 (`tests/controller/apiserver.py`), runs the operator as a subprocess, creates `--jobs`
 VideoJobs with a 1-second `spec.code` scene and prints:
@@ -13,7 +14,9 @@ VideoJobs with a 1-second `spec.code` scene and prints:
   found a free slot, and for all jobs;
 - PATCH requests per job (to /status, and in total, which includes Kopf's finalizer/annotations);
 - operator RSS with `--jobs` and with `--live` live VideoJobs (the extra ones are created with
-  `suspend: true`, so they are live objects the operator tracks but do not render).
+  `suspend: true`, so they are live objects the operator tracks but do not render), and that
+  RSS as a multiple of the minimal operator's. Job mode gets only the suspended ones (each with
+  its suspended Job): nobody here plays its workers (`bench/job_executor.py` does).
 
 By default every job has the same code, so after the first one the scene comes from the render
 cache: that measures the operator, not Manim. `--distinct` gives each job its own code (real
@@ -61,6 +64,11 @@ MINIMAL_OPERATOR = '''
 import kopf
 
 @kopf.on.create("videogen.io", "v1alpha1", "videojobs")
+def create(patch, **_):
+    patch.status["phase"] = "Succeeded"
+'''
+WORKER_ACCOUNT = "videojob-worker"  # the chart creates it where VideoJobs run (Job mode's pods use it)
+
 
 def stop_operator(proc: subprocess.Popen, client, log) -> None:
     """End the operator process this benchmark started (by its PID), then close what it used."""
@@ -71,10 +79,6 @@ def stop_operator(proc: subprocess.Popen, client, log) -> None:
         proc.kill()
     client.close()
     log.close()
-
-def create(patch, **_):
-    patch.status["phase"] = "Succeeded"
-'''
 
 
 def rss_mb(pid: int) -> float:
@@ -131,10 +135,16 @@ def patches(server: ServerThread) -> tuple[dict[str, int], dict[str, int]]:
     return server.call(_count)
 
 
-def run_one(label: str, command: list[str], env: dict[str, str], args: argparse.Namespace, running_phases: tuple[str, ...]) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp, ServerThread(history_limit=2) as server:
+def run_one(label: str, command: list[str], env: dict[str, str], args: argparse.Namespace, running_phases: tuple[str, ...],
+            *, jobs: int | None = None, workloads: bool = False) -> dict[str, Any]:
+    """`jobs` (default --jobs) VideoJobs run to the end, then the rest of --live created suspended.
+    `workloads`: the API server also serves Jobs and pods (the Job executor's operator)."""
+    jobs = args.jobs if jobs is None else jobs
+    with tempfile.TemporaryDirectory() as tmp, ServerThread(history_limit=2, workloads=workloads) as server:
         server.call(lambda h: h.objects.__setitem__(("v1/namespaces", None, NAMESPACE),
                                                      {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}))
+        server.call(lambda h: h.objects.__setitem__(("v1/serviceaccounts", NAMESPACE, WORKER_ACCOUNT), {
+            "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": WORKER_ACCOUNT, "namespace": NAMESPACE}}))
         kubeconfig = Path(tmp) / "kubeconfig"
         server.write_kubeconfig(kubeconfig)
         config = kubernetes.client.Configuration()
@@ -149,7 +159,8 @@ def run_one(label: str, command: list[str], env: dict[str, str], args: argparse.
             time.sleep(3)  # let the operator start and list
             if proc.poll() is not None:
                 raise SystemExit(f"{label}: operator exited: {(Path(tmp) / 'operator.log').read_text()[-2000:]}")
-            names = [f"job-{i:04d}" for i in range(args.jobs)]
+            rss_start = rss_mb(proc.pid)
+            names = [f"job-{i:04d}" for i in range(jobs)]
             created: dict[str, float] = {}
             start = time.monotonic()
             for i, name in enumerate(names):
@@ -162,15 +173,15 @@ def run_one(label: str, command: list[str], env: dict[str, str], args: argparse.
             while watch.count("Succeeded") + watch.count("Failed") < len(names) and time.monotonic() < deadline:
                 time.sleep(0.2)
             done = watch.count("Succeeded")
-            total_time = max((watch.first(n, "Succeeded") or float("nan")) for n in names) - start
+            total_time = max((watch.first(n, "Succeeded") or float("nan")) for n in names) - start if names else float("nan")
             latencies = [watch.first(n, *running_phases) - created[n] for n in names if watch.first(n, *running_phases)]
             free_slot = [watch.first(n, *running_phases) - created[n] for n in names
                          if watch.first(n, *running_phases) and watch.first(n, "Pending") is None]
-            time.sleep(1.5)
+            time.sleep(1.5 if names else 0)
             status_patches, all_patches = patches(server)
-            rss_jobs = rss_mb(proc.pid)
+            rss_jobs = rss_mb(proc.pid) if names else float("nan")
 
-            extra = [f"idle-{i:04d}" for i in range(max(0, args.live - args.jobs))]
+            extra = [f"idle-{i:04d}" for i in range(max(0, args.live - jobs))]
             for name in extra:
                 body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "VideoJob", "metadata": {"name": name},
                         "spec": {"topic": name, "code": CODE.format(seconds=1), "suspend": True}}
@@ -185,11 +196,13 @@ def run_one(label: str, command: list[str], env: dict[str, str], args: argparse.
             if os.environ.get("BENCH_DEBUG"):
                 print((Path(tmp) / "operator.log").read_text()[-3000:], file=sys.stderr)
             stop_operator(proc, client, log)
-    per_job_status = [status_patches.get(n, 0) for n in names]
-    per_job_all = [all_patches.get(n, 0) for n in names]
+    print(f"{label}: RSS {rss_start:.0f} MB after start-up, {rss_live:.0f} MB at {args.live} live VideoJobs",
+          file=sys.stderr, flush=True)
+    per_job_status = [status_patches.get(n, 0) for n in names] or [float("nan")]
+    per_job_all = [all_patches.get(n, 0) for n in names] or [float("nan")]
     return {
         "label": label,
-        "succeeded": f"{done}/{len(names)}",
+        "succeeded": f"{done}/{len(names)}" if names else "-",
         "all_succeeded_s": total_time,
         "median_latency_s": statistics.median(latencies) if latencies else float("nan"),
         "p90_latency_s": statistics.quantiles(latencies, n=10)[-1] if len(latencies) > 1 else float("nan"),
@@ -197,6 +210,7 @@ def run_one(label: str, command: list[str], env: dict[str, str], args: argparse.
         "status_patches_per_job": statistics.mean(per_job_status),
         "max_status_patches": max(per_job_status),
         "all_patches_per_job": statistics.mean(per_job_all),
+        "rss_start_mb": rss_start,
         "rss_jobs_mb": rss_jobs,
         "rss_live_mb": rss_live,
     }
@@ -296,7 +310,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--distinct", action="store_true", help="a different scene per job (no render-cache hits)")
     parser.add_argument("--timeout", type=float, default=1800)
-    parser.add_argument("--only", choices=["videojob", "minimal"], help="run one operator only")
+    parser.add_argument("--only", choices=["videojob", "job", "minimal"],
+                        help="run one operator only (videojob: the inline executor; job: VIDEOJOB_EXECUTOR=job)")
     parser.add_argument("--executor", choices=["inline", "job"], default="inline",
                         help="job: the Job executor (bench/job_executor.py: Jobs per attempt, API requests, RSS, beside inline)")
     parser.add_argument("--tenants", action="store_true",
@@ -320,6 +335,15 @@ def main() -> None:
             {"VIDEOJOB_MAX_CONCURRENT_JOBS": str(args.concurrency), "PYTHONPATH": str(ROOT / "operator")},
             args, ("Running", "Succeeded", "Failed"),
         ))
+    if args.only in (None, "job"):
+        # Job mode: nobody here plays the worker, so no VideoJob runs to the end (bench/job_executor.py
+        # does that); the operator supervises --live suspended VideoJobs, each with its suspended Job.
+        results.append(run_one(
+            "videojob operator (Job mode)",
+            [sys.executable, "-m", "videojob.cli.main", "operator", "-A", "--metrics-port", "0", "--liveness-port", "0"],
+            {"VIDEOJOB_EXECUTOR": "job", "VIDEOJOB_WORKER_IMAGE": "bench/videojob:1", "PYTHONPATH": str(ROOT / "operator")},
+            args, ("Running", "Succeeded", "Failed"), jobs=0, workloads=True,
+        ))
     if args.only in (None, "minimal"):
         with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
             f.write(MINIMAL_OPERATOR)
@@ -338,14 +362,22 @@ def main() -> None:
         ("status PATCHes per job (mean)", "status_patches_per_job", "{:.1f}"),
         ("status PATCHes per job (max)", "max_status_patches", "{}"),
         ("all PATCHes per job (mean)", "all_patches_per_job", "{:.1f}"),
+        ("RSS after start-up (MB)", "rss_start_mb", "{:.0f}"),
         (f"RSS at {args.jobs} live VideoJobs (MB)", "rss_jobs_mb", "{:.0f}"),
         (f"RSS at {args.live} live VideoJobs (MB)", "rss_live_mb", "{:.0f}"),
     ]
+    minimal = next((r for r in results if r["label"].startswith("minimal")), None)
+    if minimal is not None:
+        for r in results:
+            r["rss_ratio"] = r["rss_live_mb"] / minimal["rss_live_mb"]
+        rows.append((f"RSS at {args.live} live / minimal kopf", "rss_ratio", "{:.2f}x"))
     print(f"\n{args.jobs} VideoJobs, 1-second scene, concurrency {args.concurrency}, "
-          f"{'distinct scenes' if args.distinct else 'same scene (render cache)'}\n")
-    print(f"{'':42}" + "".join(f"{r['label']:>28}" for r in results))
+          f"{'distinct scenes' if args.distinct else 'same scene (render cache)'}; "
+          f"Job mode: {args.live} suspended VideoJobs only\n")
+    width = max(30, *(len(r["label"]) + 2 for r in results))
+    print(f"{'':42}" + "".join(f"{r['label']:>{width}}" for r in results))
     for title, key, fmt in rows:
-        print(f"{title:42}" + "".join(f"{fmt.format(r[key]):>28}" for r in results))
+        print(f"{title:42}" + "".join(f"{fmt.format(r[key]):>{width}}" for r in results))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
-from videojob.api.manifest import InvalidVideoJob
+from videojob.api.manifest import InvalidVideoJob, check_runnable  # check_runnable: re-exported
 from videojob.api.models import Phase, UploadState, VideoJob, VideoJobStatus
 from videojob.config import ConfigError, Settings
 from videojob.policy import TenancyPolicy
@@ -74,16 +74,6 @@ def make_publisher(store_root: Path) -> Publisher:
     from videojob.storage.aws_publisher import AWSPublisher
 
     return AWSPublisher(store, config)
-
-
-def check_runnable(job: VideoJob, llm: object | None) -> None:
-    """Problems that make the job impossible before any work starts. Raises InvalidVideoJob."""
-    spec = job.spec
-    if llm is None and (spec.source == "prompt" or spec.editing is not None):
-        field_name = "spec.editing.feedback" if spec.editing is not None else "spec.prompt"
-        raise InvalidVideoJob(
-            [f"{field_name}: needs an LLM: set spec.llm.model (e.g. 'openai:gpt-4o-mini') or VIDEOJOB_LLM_MODEL"]
-        )
 
 
 def initial_state(job: VideoJob, quality: str | None = None) -> VideoGenerationState:

@@ -114,6 +114,19 @@ def check_semantics(job: VideoJob) -> None:
         raise InvalidVideoJob(problems)
 
 
+def check_runnable(job: VideoJob, llm: object | None) -> None:
+    """Problems that make the job impossible before any work starts. Raises InvalidVideoJob.
+
+    `llm`: the run's model, or any non-None value meaning "one is configured" (the operator
+    checks without building a client)."""
+    spec = job.spec
+    if llm is None and (spec.source == "prompt" or spec.editing is not None):
+        field_name = "spec.editing.feedback" if spec.editing is not None else "spec.prompt"
+        raise InvalidVideoJob(
+            [f"{field_name}: needs an LLM: set spec.llm.model (e.g. 'openai:gpt-4o-mini') or VIDEOJOB_LLM_MODEL"]
+        )
+
+
 def load_manifest(path: str | Path) -> VideoJob:
     """Read one VideoJob from a YAML file. Raises InvalidVideoJob for anything wrong with it."""
     path = Path(path)

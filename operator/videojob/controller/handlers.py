@@ -16,7 +16,7 @@ from typing import Any
 import kopf
 
 from videojob import metrics
-from videojob.api.manifest import InvalidVideoJob, parse_videojob
+from videojob.api.manifest import InvalidVideoJob, check_runnable, parse_videojob
 from videojob.api.models import API_GROUP, API_VERSION, PLURAL, VideoJob
 from videojob.config import Settings
 from videojob.controller import decisions, reporter as rules
@@ -29,7 +29,6 @@ from videojob.controller.tenancy import TenancyGate
 from videojob.logs import remember_object
 from videojob.pipeline.status import StatusTracker
 from videojob.policy import REASON as POLICY_DENIED
-from videojob.run import check_runnable
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kopf
 
@@ -29,8 +29,10 @@ from videojob.controller.kube import CRDMissing, KubeClient
 from videojob.controller.leader import LeadershipLost, LeaseElector, lead
 from videojob.controller.metrics import JobBook, MetricsServer
 from videojob.controller.slots import FairSlots
-from videojob.pipeline.sandbox import Sandbox, SandboxLimits
 from videojob.policy import TenancyPolicy
+
+if TYPE_CHECKING:
+    from videojob.pipeline.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,8 @@ def kopf_settings(options: OperatorOptions) -> kopf.OperatorSettings:
 
 
 def run_environment(settings: Settings, kube: KubeClient, options: OperatorOptions) -> RunEnvironment:
-    """What every run of this operator shares: the queue's slots, Events, the store, one sandbox."""
+    """What every run of this operator shares: the queue's slots, Events, the store, and (inline
+    executor only: Job-mode workers render in their own pods) one sandbox."""
     store_root = Path(settings.workdir)
     store_root.mkdir(parents=True, exist_ok=True)
     return RunEnvironment(
@@ -113,11 +116,16 @@ def run_environment(settings: Settings, kube: KubeClient, options: OperatorOptio
         events=EventRecorder(kube),
         store_root=store_root,
         min_write_interval=options.status_interval,
-        sandbox=Sandbox(
-            store_root / ".work",
-            SandboxLimits(memory_mb=settings.render_memory_mb, max_output_mb=settings.render_max_output_mb),
-        ),
+        sandbox=_inline_sandbox(settings, store_root) if settings.executor == "inline" else None,
     )
+
+
+def _inline_sandbox(settings: Settings, store_root: Path) -> "Sandbox":
+    # Imported here: a Job-mode operator is a controller only and never loads the render side.
+    from videojob.pipeline.sandbox import Sandbox, SandboxLimits
+
+    limits = SandboxLimits(memory_mb=settings.render_memory_mb, max_output_mb=settings.render_max_output_mb)
+    return Sandbox(store_root / ".work", limits)
 
 
 def _say_isolation(sandbox: Sandbox) -> None:
@@ -185,7 +193,8 @@ async def run_operator(
             await operate(stop_flag)
     finally:
         await executor.shutdown()
-        env.sandbox.close()
+        if env.sandbox is not None:
+            env.sandbox.close()
         if metrics_server is not None:
             metrics_server.stop()
 
