@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import urllib.request
 
+from tests.controller.test_real_cluster import answers
 from tests.helpers import free_port, wait_until
 from tests.jobexec.conftest import JOB_MODE, spec
 
@@ -19,14 +19,6 @@ from tests.jobexec.conftest import JOB_MODE, spec
 PIPELINE = {"langgraph", "langchain_core", "manim", "av", "numpy", "PIL", "boto3",
             "videojob.run", "videojob.pipeline.graph", "videojob.pipeline.render", "videojob.pipeline.media",
             "videojob.pipeline.narration", "videojob.pipeline.sandbox", "videojob.pipeline.llm"}
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def imported_modules(importtime_log: str) -> set[str]:
@@ -46,7 +38,7 @@ def test_job_mode_operator_never_imports_the_pipeline(apiserver, kube, jobs, tmp
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         try:
-            wait_until(lambda: healthy(f"http://127.0.0.1:{port}/healthz") or proc.poll() is not None,
+            wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz") or proc.poll() is not None,
                        timeout=60, message="the operator's liveness endpoint")
             assert proc.poll() is None, log_path.read_text()[-3000:]
             # Every path a controller takes: a run (its Job, the Job's outcome mirrored into the
@@ -62,12 +54,11 @@ def test_job_mode_operator_never_imports_the_pipeline(apiserver, kube, jobs, tmp
             kube.delete("deleted")
             jobs.wait_gone("deleted-g1-a1")
         finally:
-            proc.terminate()
+            proc.terminate()  # a clean stop: the shutdown path must not import the pipeline either
             try:
                 proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            finally:
+                proc.kill()  # nothing to do once it has exited
     modules = imported_modules(log_path.read_text())
     assert "videojob.controller.job_executor" in modules  # the log is the operator's, in Job mode
     loaded = sorted(m for m in modules if m in PIPELINE or m.split(".")[0] in PIPELINE)
