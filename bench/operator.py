@@ -310,8 +310,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--distinct", action="store_true", help="a different scene per job (no render-cache hits)")
     parser.add_argument("--timeout", type=float, default=1800)
-    parser.add_argument("--only", choices=["videojob", "job", "minimal"],
-                        help="run one operator only (videojob: the inline executor; job: VIDEOJOB_EXECUTOR=job)")
+    parser.add_argument("--only", nargs="+", choices=["videojob", "job", "minimal"], default=["videojob", "job", "minimal"],
+                        help="run these operators only (videojob: the inline executor; job: VIDEOJOB_EXECUTOR=job)")
     parser.add_argument("--executor", choices=["inline", "job"], default="inline",
                         help="job: the Job executor (bench/job_executor.py: Jobs per attempt, API requests, RSS, beside inline)")
     parser.add_argument("--tenants", action="store_true",
@@ -328,14 +328,14 @@ def main() -> None:
         raise SystemExit(job_executor.main(["--jobs", str(args.jobs)] + (["--distinct"] if args.distinct else [])))
 
     results = []
-    if args.only in (None, "videojob"):
+    if "videojob" in args.only:
         results.append(run_one(
             "videojob operator",
             [sys.executable, "-m", "videojob.cli.main", "operator", "-A", "--metrics-port", "0", "--liveness-port", "0"],
             {"VIDEOJOB_MAX_CONCURRENT_JOBS": str(args.concurrency), "PYTHONPATH": str(ROOT / "operator")},
             args, ("Running", "Succeeded", "Failed"),
         ))
-    if args.only in (None, "job"):
+    if "job" in args.only:
         # Job mode: nobody here plays the worker, so no VideoJob runs to the end (bench/job_executor.py
         # does that); the operator supervises --live suspended VideoJobs, each with its suspended Job.
         results.append(run_one(
@@ -344,7 +344,7 @@ def main() -> None:
             {"VIDEOJOB_EXECUTOR": "job", "VIDEOJOB_WORKER_IMAGE": "bench/videojob:1", "PYTHONPATH": str(ROOT / "operator")},
             args, ("Running", "Succeeded", "Failed"), jobs=0, workloads=True,
         ))
-    if args.only in (None, "minimal"):
+    if "minimal" in args.only:
         with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
             f.write(MINIMAL_OPERATOR)
         results.append(run_one(
