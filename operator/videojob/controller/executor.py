@@ -45,7 +45,7 @@ class RunRequest:
     generation: int  # metadata.generation now (observedGeneration)
     content_generation: int  # the generation whose spec is produced (its version)
     job: VideoJob
-    queue_key: Any  # (creationTimestamp, first resourceVersion seen, arrival): the run queue's order
+    queue_key: Any  # (creationTimestamp, arrival of the first event): the run queue's order
     previous_status: dict[str, Any] = field(default_factory=dict)
     restarting: bool = False  # the status already describes this run (operator restart)
 

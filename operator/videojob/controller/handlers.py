@@ -45,7 +45,7 @@ class Controller:
         self.executor = executor
         self.events = events
         self.book = book
-        self._seen: dict[str, tuple[int, int]] = {}
+        self._seen: dict[str, int] = {}  # by uid: when its first event arrived (see `observed`)
         self._seq = itertools.count()
 
     # ---------------------------------------------------------------------------- causes
@@ -92,11 +92,11 @@ class Controller:
         if event.get("type") == "DELETED":
             self._seen.pop(uid, None)
         elif uid not in self._seen:
-            # creationTimestamp has only 1 s resolution. Within a second, order by the
-            # resourceVersion of the first event seen (for a new object: its creation), then by
-            # arrival: Kopf handles objects in parallel workers, so arrival alone can reorder them.
-            rv = str(body.get("metadata", {}).get("resourceVersion") or "")
-            self._seen[uid] = (int(rv) if rv.isdigit() else 2**63, next(self._seq))
+            # creationTimestamp has only 1 s resolution. Within a second, order by the arrival
+            # of each object's first event: a watch delivers events in write order, and Kopf
+            # starts the objects' workers in that order, this handler being their first step.
+            # (Not by resourceVersion: it is opaque, only equality means anything.)
+            self._seen[uid] = next(self._seq)
         remember_object(body)  # Kopf's lines about this object get its generation too
 
     # --------------------------------------------------------------------------- helpers
@@ -131,7 +131,7 @@ class Controller:
                 generation=int(meta.get("generation") or 1),
                 content_generation=content_generation,
                 job=job,
-                queue_key=(decisions.queue_key(raw), *self._seen.get(meta["uid"], (2**63, next(self._seq)))),
+                queue_key=(decisions.queue_key(raw), self._seen.get(meta["uid"], next(self._seq))),
                 previous_status=raw.get("status") or {},
                 restarting=restarting,
             )
