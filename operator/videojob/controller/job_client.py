@@ -19,6 +19,9 @@ from videojob.controller.kube import MERGE_PATCH
 
 # Pods carry their Job's name in these labels (the second since Kubernetes 1.27).
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+# Kueue's Workload of a Job: found by the label Kueue puts on it, the Job's uid.
+KUEUE_GROUP, KUEUE_VERSION, WORKLOADS = "kueue.x-k8s.io", "v1beta1", "workloads"
+KUEUE_JOB_UID = "kueue.x-k8s.io/job-uid"
 
 
 class JobsClient:
@@ -64,6 +67,32 @@ class JobsClient:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+    async def set_workload_active(self, namespace: str, job_uid: str, active: bool) -> bool | None:
+        """Activate or deactivate Kueue's Workload of a Job (`spec.active`; false: Kueue evicts
+        it and suspends the Job until it is active again). False when Kueue has not made the
+        Workload yet; None when the cluster serves no Workloads (Kueue is not installed)."""
+        custom = kubernetes.client.CustomObjectsApi(self.api_client)
+        try:
+            found = await asyncio.to_thread(
+                custom.list_namespaced_custom_object, KUEUE_GROUP, KUEUE_VERSION, namespace, WORKLOADS,
+                label_selector=f"{KUEUE_JOB_UID}={job_uid}",
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        names = [(w.get("metadata") or {}).get("name") for w in found.get("items") or []]
+        for name in names:
+            try:
+                await asyncio.to_thread(
+                    custom.patch_namespaced_custom_object, KUEUE_GROUP, KUEUE_VERSION, namespace, WORKLOADS, name,
+                    {"spec": {"active": active}}, _content_type=MERGE_PATCH,
+                )
+            except ApiException as exc:
+                if exc.status != 404:  # gone with its Job meanwhile
+                    raise
+        return bool(names)
 
     async def delete_job(self, namespace: str, name: str) -> bool:
         """Delete a Job and (in the background) its pods. False if it was already gone."""

@@ -6,6 +6,12 @@ safety net), maps `spec.suspend` onto `Job.spec.suspend`, and decides on each fa
 (`jobspec.attempt_verdict`): retry as a new Job after spec.retryStrategy's backoff, or stop. What
 it writes into the VideoJob's status goes through `job_mirror.JobStatusMirror`.
 
+With Kueue (a `kueue.x-k8s.io/queue-name` label) Kueue owns `Job.spec.suspend`: it unsuspends a
+Job it admits and undoes anyone else's suspend. The operator stops such a Job the way Kueue
+documents instead, by deactivating its Workload (`spec.active: false`: Kueue evicts it and
+suspends the Job until it is active again), and creates no Job at all while a VideoJob is
+suspended before its Job exists (Kueue would admit it).
+
 API errors never fail a VideoJob: supervision goes on after a backoff, where it stopped (Job names
 are deterministic, so every step is idempotent). Only a refusal of the Job itself (400/422) and
 repeated internal errors do.
@@ -45,6 +51,7 @@ POD_CHECK_INTERVAL = 10.0
 # Failures a Job's pod states itself; anything else is read from the pods once more.
 POD_REASONS = ("OOMKilled", "Evicted", "ImagePullError")
 SUSPENDED_MESSAGE = "spec.suspend is true; the Job is suspended"
+WORKLOAD_RETRY = 1.0  # Kueue has not made the Job's Workload yet: look again this soon
 
 
 class KubeJobRun(RunHandle):
@@ -66,6 +73,7 @@ class KubeJobRun(RunHandle):
         # spec.suspend, not with the Job: Kueue's webhook creates queued Jobs suspended and
         # unsuspends them on admission, and the operator must not undo either.
         self._applied_suspend: bool | None = None
+        self._workload_missing = False  # a suspend waits for Kueue to make the Job's Workload
         self._pods: dict[str, dict[str, Any]] = {}
         self._wake = asyncio.Event()
         self._last_poll = time.monotonic()
@@ -202,6 +210,8 @@ class KubeJobRun(RunHandle):
         if self._needs_queued_write:
             await self.mirror.queued(f"starting Job {self.job_name}")
             self._needs_queued_write = False
+        if self.suspended and self._queued and await self.jobs.read_job(self.request.namespace, self.job_name or "") is None:
+            await self._hold_until_resumed()
         deadline = None if remaining is None else max(1, int(remaining))
         body = build_job(self._videojob_dict(), self.attempt, self.env.settings, active_deadline_seconds=deadline,
                          suspend=self.suspended)  # a Kueue Job is created suspended whatever this says
@@ -211,8 +221,10 @@ class KubeJobRun(RunHandle):
         if self._job is None:
             self._job = job
         queued = QUEUE_LABEL in ((job.get("metadata") or {}).get("labels") or {})
-        if created or queued:
+        if created:
             self._applied_suspend = self.suspended
+        elif queued:  # adopted after a restart: set its Workload's spec.active (idempotent)
+            self._applied_suspend = not self.suspended
         else:  # adopted after a restart: spec.suspend may have changed meanwhile
             self._applied_suspend = bool((job.get("spec") or {}).get("suspend"))
         if self.suspended and self.mirror.status.get("phase") != "Suspended":
@@ -267,6 +279,8 @@ class KubeJobRun(RunHandle):
                 return stuck
             self._wake.clear()
             pause = POLL_INTERVAL if self._waiting_since is None else self._pod_check_interval
+            if self._workload_missing:
+                pause = min(pause, WORKLOAD_RETRY)
             try:
                 await asyncio.wait_for(self._wake.wait(), pause)
             except asyncio.TimeoutError:
@@ -310,9 +324,28 @@ class KubeJobRun(RunHandle):
         await self.jobs.delete_job(ns, name)  # it would wait for its pod for ever
         return "failed", reason, f"{message} (for more than {timeout}s, VIDEOJOB_JOB_POD_START_TIMEOUT_SECONDS)"
 
+    async def _hold_until_resumed(self) -> None:
+        """A suspended VideoJob in a Kueue queue gets its Job when it is resumed."""
+        if self.mirror.status.get("phase") != "Suspended":
+            await self.mirror.suspended(SUSPENDED_MESSAGE + " (no Job is queued until it is resumed)")
+        while self.suspended:
+            self._wake.clear()
+            await self._wake.wait()
+        await self.mirror.waiting_for_pod("resumed; waiting for the worker Job")
+
     async def _apply_suspend(self) -> None:
         suspend = self.suspended
-        await self.jobs.set_suspend(self.request.namespace, self.job_name or "", suspend)
+        job = self._job or {}
+        uid = (job.get("metadata") or {}).get("uid")
+        kueue = None
+        if uid and QUEUE_LABEL in ((job.get("metadata") or {}).get("labels") or {}):
+            # Kueue undoes a suspend of a Job it admitted: deactivate its Workload instead.
+            kueue = await self.jobs.set_workload_active(self.request.namespace, uid, not suspend)
+            self._workload_missing = kueue is False
+            if kueue is False:
+                return  # Kueue has not made the Workload yet: try again shortly
+        if kueue is None:  # no Kueue (or no Workloads served): the Job's own switch
+            await self.jobs.set_suspend(self.request.namespace, self.job_name or "", suspend)
         self._applied_suspend = suspend
         if suspend:
             # Kubernetes stops the pod; a resumed Job starts a new one, which reuses the render
@@ -322,6 +355,11 @@ class KubeJobRun(RunHandle):
             await self.mirror.waiting_for_pod("resumed; waiting for the worker pod")
 
     # ---------------------------------------------------------------------------- helpers
+
+    @property
+    def _queued(self) -> bool:
+        """The VideoJob names a Kueue queue (its Jobs carry the label)."""
+        return QUEUE_LABEL in (getattr(self.request.job.metadata, "labels", None) or {})  # an extra field
 
     def _use_job(self, name: str) -> None:
         self.executor.forget_job(self)
