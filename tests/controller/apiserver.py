@@ -417,6 +417,11 @@ class KubeAPIServer(rv.VersionedWatches, kmock.KubernetesEmulator):
         async with self._lock:
             await self.kueue_controller.release(self)
 
+    async def kueue_catch_up(self) -> None:
+        """Kueue sees the Jobs made while it lagged (see `KueueController.lagging`)."""
+        async with self._lock:
+            await self.kueue_controller.catch_up(self)
+
     async def _serve_list(self, request: kmock.Request) -> Any:
         payload = await super()._serve_list(request)
         payload["items"] = [item for item in payload["items"] if self._selected(request, item)]

@@ -100,16 +100,22 @@ class KueueController:
       Kueue suspends its Job (so the Job controller stops the pod) until it is active again.
 
     Kueue injects nothing else the operator relies on; deleting a Job leaves its Workload to the
-    garbage collector (not emulated: a Workload of a deleted Job is inert here).
+    garbage collector (not emulated: a Workload of a deleted Job is inert here). `lagging`: Kueue
+    has not seen new Jobs yet (no Workload) until `catch_up`, as when its controller is busy.
     """
 
     def __init__(self) -> None:
         self.held = False
+        self.lagging = False
+        self._unseen: list[Any] = []  # Jobs created while lagging
 
     async def changed(self, server: Any, resource: Any, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
         if not server.kueue:
             return
         if resource == kmock.resource(JOBS) and ((new["metadata"].get("labels") or {}).get(QUEUE_LABEL)):
+            if old is None and self.lagging:
+                self._unseen.append((resource, new["metadata"]["namespace"], new["metadata"]["name"]))
+                return
             if old is None:
                 await self._create_workload(server, new)
             await self._reconcile(server, new)
@@ -124,6 +130,15 @@ class KueueController:
         for (resource, _, _), obj in list(server.objects.items()):
             if resource == kmock.resource(JOBS) and not obj.deleted and (obj.raw["metadata"].get("labels") or {}).get(QUEUE_LABEL):
                 await self._reconcile(server, obj.raw)
+
+    async def catch_up(self, server: Any) -> None:
+        """Kueue sees the Jobs created while it lagged (caller holds the lock)."""
+        self.lagging = False
+        unseen, self._unseen = self._unseen, []
+        for key in unseen:
+            if key in server.objects and not server.objects[key].deleted:
+                await self._create_workload(server, server.objects[key].raw)
+                await self._reconcile(server, server.objects[key].raw)
 
     async def _create_workload(self, server: Any, job: dict[str, Any]) -> None:
         meta = job["metadata"]

@@ -110,3 +110,23 @@ def test_with_kueue_a_videojob_created_suspended_gets_no_admitted_job_until_resu
     kube.patch_spec("later", {"suspend": False})
     wait_until(lambda: "later-g1-a1" in jobs.names() and not suspended(jobs, "later-g1-a1"), message="the Job admitted")
     kube.wait("later", lambda o: o["status"].get("phase") == "Pending" and o["status"].get("observedGeneration") == 2)
+
+
+def test_a_suspend_before_kueue_has_made_the_workload_waits_for_it(operator, kube, jobs, apiserver):
+    apiserver.call(enable_kueue)
+    apiserver.call(lambda server: setattr(server.kueue_controller, "lagging", True))  # Kueue is busy
+    operator(**JOB_MODE)
+    create(kube, "early", {"topic": "Early", "code": slow_scene_code(1), "render": {"quality": "low"}}, labels=QUEUE)
+    jobs.wait_for("early-g1-a1")
+    kube.wait_phase("early", "Pending")
+    kube.patch_spec("early", {"suspend": True})
+    # The operator looked for the Workload and found none yet ...
+    wait_until(lambda: apiserver.call(lambda server: sum(
+        n for (_, verb, plural, _), n in server.requests_by_agent.items() if verb == "GET" and plural == "workloads")) >= 1,
+        message="the operator looked for the Workload")
+    # ... then Kueue catches up: it makes the Workload and admits the Job. The operator's next look
+    # deactivates it, and Kueue suspends the Job again.
+    apiserver.run("kueue_catch_up")
+    wait_until(lambda: (jobs.workload("early-g1-a1") or {}).get("spec", {}).get("active") is False
+               and suspended(jobs, "early-g1-a1"), message="the Workload deactivated and the Job suspended")
+    assert kube.wait_phase("early", "Suspended")["status"]["phase"] == "Suspended"
