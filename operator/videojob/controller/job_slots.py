@@ -10,8 +10,10 @@ for Kueue's admission holds its slot: Kueue decides within the Jobs the operator
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, Callable
 
+from videojob import metrics
 from videojob.controller.slots import FairSlots
 
 
@@ -21,6 +23,8 @@ class RunSlot:
         self.namespace = namespace
         self.queue_key = queue_key
         self.held = False
+        self._created = time.monotonic()
+        self._granted_before = False  # videojob_queue_wait_seconds counts the first wait only
 
     @property
     def waiting_message(self) -> str:
@@ -54,6 +58,9 @@ class RunSlot:
         if place.cancelled():
             return False
         self.held = True
+        if not self._granted_before:
+            self._granted_before = True
+            metrics.record_queue_wait(time.monotonic() - self._created)
         return True
 
     def release(self) -> None:
