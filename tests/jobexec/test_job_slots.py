@@ -10,7 +10,7 @@ import kmock
 
 from tests.controller.conftest import NAMESPACE
 from tests.helpers import condition
-from tests.jobexec.conftest import JOB_MODE, create, spec
+from tests.jobexec.conftest import JOB_MODE, add_service_account, create, spec
 
 JOBS = kmock.resource("batch/v1/jobs")
 
@@ -139,3 +139,22 @@ def test_a_job_of_the_same_name_owned_by_someone_else_is_never_adopted(operator,
     kube.delete("taken")
     kube.wait("taken", lambda o: not o)
     assert jobs.get("taken-g1-a1") == before  # deleting the VideoJob does not take the stranger along
+
+
+def test_one_namespace_cannot_take_every_slot(operator, kube, jobs, apiserver):
+    """VIDEOJOB_MAX_CONCURRENT_PER_NAMESPACE: the second slot goes to the other namespace."""
+    apiserver.call(lambda server: server.objects.__setitem__(
+        ("v1/namespaces", None, "team-b"), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-b"}}))
+    apiserver.call(add_service_account, "videojob-worker", "team-b")
+    operator(**{**JOB_MODE, "max_concurrent_jobs": 2, "max_concurrent_per_namespace": 1},
+             namespaces=[NAMESPACE, "team-b"])
+    create(kube, "a1", spec())
+    jobs.wait_for("a1-g1-a1")
+    create(kube, "a2", spec())
+    waiting_for_slot(kube, "a2")
+    kube.create("b1", spec(), namespace="team-b")
+    jobs.wait_for("b1-g1-a1", namespace="team-b")
+    assert jobs.names() == ["a1-g1-a1"]  # a free slot, but not for a second Job of `default`
+
+    complete(kube, jobs, "a1")
+    jobs.wait_for("a2-g1-a1")
