@@ -52,9 +52,13 @@ class WorkerIdentityKeeper:
         self._ready: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
 
-    def owns_account(self, account: str) -> bool:
-        """The operator makes ServiceAccount `account` (so it can make it again)."""
-        return self.enabled and account == self.settings.worker_service_account
+    def account_missing(self, job: dict[str, Any], refusal: str) -> bool:
+        """`refusal` (a FailedCreate message about `job`) says the pod's ServiceAccount is not
+        found, and it is the one the operator makes (so making it again helps)."""
+        pod = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+        account = pod.get("serviceAccountName") or ""
+        return (self.enabled and account == self.settings.worker_service_account
+                and f'serviceaccount "{account}" not found' in refusal)
 
     async def ensure(self, namespace: str) -> None:
         """The worker identity exists in `namespace` (at most one round of requests per
@@ -70,6 +74,7 @@ class WorkerIdentityKeeper:
 
     async def repair(self, namespace: str) -> None:
         """Something of the identity went missing: check and recreate it."""
+        log.info("the worker identity in %s went missing; making it again", namespace)
         self._ready.discard(namespace)
         await self.ensure(namespace)
 

@@ -373,18 +373,12 @@ class KubeJobRun(RunHandle):
         else:
             await self.mirror.waiting_for_pod("resumed; waiting for the worker pod")
 
-    async def _repair_identity(self, message: str) -> bool:
-        """Once per Job: its pod was refused because the worker ServiceAccount the operator
-        makes is missing (deleted since it was made): make the namespace's identity again."""
-        template = (((self._job or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
-        account = template.get("serviceAccountName") or ""
-        if self._identity_repaired or not self.executor.identity.owns_account(account):
-            return False
-        if f'serviceaccount "{account}" not found' not in message:
+    async def _repair_identity(self, refusal: str) -> bool:
+        """Once per Job: its pod was refused for want of the worker ServiceAccount the operator
+        makes (deleted since): make the namespace's identity again."""
+        if self._identity_repaired or not self.executor.identity.account_missing(self._job or {}, refusal):
             return False
         self._identity_repaired = True
-        log.info("%s/%s: the worker ServiceAccount %s is missing; making it again", self.request.namespace,
-                 self.request.name, account)
         await self.executor.identity.repair(self.request.namespace)
         return True
 
