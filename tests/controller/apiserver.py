@@ -25,8 +25,9 @@ finalizers, but it does not behave like an API server in the ways an operator de
   (Kopf waits for `v1/namespaces` even with `-A`).
 - object history is trimmed to the last `history_limit` versions (KMock keeps every version
   of every object, which dominates memory in the 1,000-object benchmark).
-- `workloads=True` serves `batch/v1` `jobs`, `v1` `pods` (both with a status subresource) and
-  `v1` `serviceaccounts`, for the Job executor, with the part of the Job controller that refuses
+- `workloads=True` serves `batch/v1` `jobs`, `v1` `pods` (both with a status subresource),
+  `v1` `serviceaccounts`, `rolebindings` and `networkpolicies`, for the Job executor,
+  with the part of the Job controller that refuses
   pods (`kube_controllers.JobController`: a FailedCreate Event and no pod when the pod's
   ServiceAccount does not exist). Nothing else runs a Job's pod, sets its conditions or
   garbage-collects by ownerReferences; tests (`tests/jobexec/conftest.py`'s `JobControl`) and
@@ -81,6 +82,11 @@ WORKLOADS = {
     "v1/pods": kmock.ResourceInfo(kind="Pod", singular="pod", namespaced=True, verbs=ALL_VERBS, subresources={"status"}),
     "v1/serviceaccounts": kmock.ResourceInfo(kind="ServiceAccount", singular="serviceaccount", namespaced=True,
                                              verbs=ALL_VERBS, shortnames={"sa"}),
+    # The rest of a worker identity, which the operator makes in all-namespaces mode.
+    "rbac.authorization.k8s.io/v1/rolebindings": kmock.ResourceInfo(
+        kind="RoleBinding", singular="rolebinding", namespaced=True, verbs=ALL_VERBS),
+    "networking.k8s.io/v1/networkpolicies": kmock.ResourceInfo(
+        kind="NetworkPolicy", singular="networkpolicy", namespaced=True, verbs=ALL_VERBS, shortnames={"netpol"}),
 }
 
 

@@ -67,6 +67,7 @@ class RunEnvironment:
     min_write_interval: float = 1.0
     # One render zygote for every inline run of this operator: Manim is imported once, not per run.
     sandbox: Any = None
+    namespaces: list[str] = field(default_factory=list)  # the watched namespaces (empty: all)
 
 
 class RunHandle(abc.ABC):

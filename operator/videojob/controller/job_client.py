@@ -8,6 +8,7 @@ answer here, not an error.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 from typing import Any
 
@@ -112,6 +113,23 @@ class JobsClient:
         pods = self._dict(found).get("items") or []
         # Filter here too: the selector is the server's job, but not every server honours it.
         return [p for p in pods if pod_job_name(p) == name]
+
+    async def managed_jobs(self, namespaces: list[str], selector: str) -> list[dict[str, Any]]:
+        """The Jobs labelled `selector` in the namespaces the operator watches (empty: all; a
+        pattern such as `team-*` needs the cluster-wide list)."""
+        literal = [ns for ns in namespaces if not any(ch in ns for ch in "*?[!")]
+        if namespaces and len(literal) == len(namespaces):
+            found = []
+            for ns in dict.fromkeys(literal):
+                jobs = await asyncio.to_thread(self.batch.list_namespaced_job, ns, label_selector=selector)
+                found += self._dict(jobs).get("items") or []
+            return found
+        jobs = self._dict(await asyncio.to_thread(self.batch.list_job_for_all_namespaces, label_selector=selector))
+        items = jobs.get("items") or []
+        if not namespaces:
+            return items
+        return [job for job in items if any(fnmatch.fnmatchcase((job.get("metadata") or {}).get("namespace") or "", ns)
+                                            for ns in namespaces)]
 
     async def failed_creates(self, namespace: str) -> dict[str, list[dict[str, Any]]]:
         """The Job controller's FailedCreate Events in `namespace`, by Job name, oldest first: one

@@ -113,6 +113,7 @@ def run_environment(settings: Settings, kube: KubeClient, options: OperatorOptio
         events=EventRecorder(kube),
         store_root=store_root,
         min_write_interval=options.status_interval,
+        namespaces=list(options.namespaces),
         sandbox=Sandbox(
             store_root / ".work",
             SandboxLimits(memory_mb=settings.render_memory_mb, max_output_mb=settings.render_max_output_mb),
