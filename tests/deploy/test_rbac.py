@@ -32,6 +32,9 @@ RESOURCE = {"custom_object_status": ("videogen.io", "videojobs/status"), "custom
 RAW_CALL = re.compile(r'call_api,\s*"/apis?/(?:v1|([\w.]+)/\w+)/namespaces/\{namespace\}/(\w+)(/\{name\})?",\s*"(\w+)"')
 RAW_VERB = {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
 NAMESPACE_CALL = re.compile(r"\b(read|list|patch)_namespace\b")
+# Kueue's Workloads go through the same custom-object calls, named by their group constant.
+KUEUE_CALL = re.compile(r"\b(create|read|get|list|patch|delete|replace)_namespaced_custom_object,\s*KUEUE_GROUP\b")
+KUEUE_WORKLOADS = ("kueue.x-k8s.io", "workloads")
 STATUS_PATCH = re.compile(r"_patch\([^)]*status_subresource=(True|False)")
 IMPORT = re.compile(r"from videojob\.controller(?:\.(\w+))? import (\([^)]*\)|[\w, ]+)")
 
@@ -77,7 +80,9 @@ def wrappers() -> dict[tuple[str, str], set[tuple[str, str, str]]]:
 
 
 def calls_in(source: str) -> set[tuple[str, str, str]]:
-    found = {(*RESOURCE[named or everywhere], VERB[verb]) for verb, named, everywhere in API_CALL.findall(source)}
+    kueue = {(*KUEUE_WORKLOADS, VERB[verb]) for verb in KUEUE_CALL.findall(source)}
+    source = KUEUE_CALL.sub("", source)
+    found = kueue | {(*RESOURCE[named or everywhere], VERB[verb]) for verb, named, everywhere in API_CALL.findall(source)}
     for group, resource, named, method in RAW_CALL.findall(source):
         verb = ("get" if named else "list") if method == "GET" else RAW_VERB[method]
         found.add((group or "", resource, verb))
@@ -206,8 +211,8 @@ def test_without_a_worker_networkpolicy_the_operator_may_not_touch_networkpolici
 def test_inline_mode_operator_gets_secrets_because_it_reads_them_itself(render, code_needs):
     role = rules_of(render(set_=["operator.executor=inline"]).one("ClusterRole", "videojob-operator"))
     expected = merge(code_needs["inline"], KOPF, KOPF_DISCOVERY)
-    for job_only in (("batch", "jobs"), ("", "pods")):
-        expected.pop(job_only)
+    for job_only in (("batch", "jobs"), ("", "pods"), KUEUE_WORKLOADS):
+        expected.pop(job_only, None)
     assert role == expected
     assert role[("", "secrets")] == {"list"}  # by name and the credentials label
 
