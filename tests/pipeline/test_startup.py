@@ -1,5 +1,6 @@
-"""Start-up cost is part of the design (issue 14): an unchanged VideoJob starts no sandbox, and
-a sandbox loads only what scenes need."""
+"""Start-up cost is part of the design (issue 14): an unchanged VideoJob starts no sandbox and
+loads neither LangGraph nor Manim nor PyAV, yet gives the same result; a sandbox loads only what
+scenes need."""
 
 from __future__ import annotations
 

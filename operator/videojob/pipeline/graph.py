@@ -134,6 +134,8 @@ async def run_in_order(
         update = await run_in_stage(_BY_NAME[name], ctx, state)
         if update:
             on_update(update)
+            # Built as LangGraph builds a node's input (`schema(**values)`): keys the state does
+            # not have are dropped, as LangGraph drops them.
             state = VideoGenerationState(**{**dict(state), **update})
         name = _successor(name, state)
     return state
