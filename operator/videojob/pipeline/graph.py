@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Awaitable, Callable, Literal
 
+from videojob import metrics
 from videojob.api.models import Stage, VideoJob
 from videojob.pipeline import codegen, narrate, planner, publish, render
 from videojob.pipeline.context import PipelineContext
@@ -88,8 +89,6 @@ async def run_in_stage(node: Node, ctx: PipelineContext, state: VideoGenerationS
     """Run one node inside its stage: gate, stage events, stage metrics."""
     if node.applies is not None and not node.applies(ctx.job):
         return {}  # an optional stage this job does not have: no status, no metrics
-    from videojob import metrics  # prometheus_client: loaded with the first stage, not before
-
     stage = node.stage.value
     await ctx.before_stage(stage)
     await ctx.progress.stage_started(stage)
