@@ -1,9 +1,9 @@
 """Kopf handlers for VideoJob and the `Controller` they call.
 
 Handlers are a few lines: they hand the object to the controller and return (a long handler
-would hold up that object's later events, its deletion included). The controller validates, then gives the run to the
-executor. Nothing here deletes a VideoJob or edits its spec; the only writes are `.status`,
-Events, and one annotation (see `decisions.CONTENT_GENERATION`).
+would hold up that object's later events, its deletion included). The controller validates,
+then gives the run to the executor. Nothing here deletes a VideoJob or edits its spec; the only
+writes are `.status`, Events, and one annotation (see `decisions.CONTENT_GENERATION`).
 """
 
 from __future__ import annotations
