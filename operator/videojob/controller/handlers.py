@@ -1,9 +1,9 @@
 """Kopf handlers for VideoJob and the `Controller` they call.
 
 Handlers are a few lines: they hand the object to the controller and return (a long handler
-would block that object's deletion). The controller validates, then gives the run to the
-executor. Nothing here deletes a VideoJob or edits its spec; the only writes are `.status`,
-Events, and one annotation (see `decisions.CONTENT_GENERATION`).
+would hold up that object's later events, its deletion included). The controller validates,
+then gives the run to the executor. Nothing here deletes a VideoJob or edits its spec; the only
+writes are `.status`, Events, and one annotation (see `decisions.CONTENT_GENERATION`).
 """
 
 from __future__ import annotations
@@ -206,10 +206,19 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     async def on_spec(body: kopf.Body, diff: kopf.Diff, **_: Any) -> None:
         await controller.spec_changed(body, diff)
 
-    @kopf.on.delete(**resource, registry=registry, id="delete")
+    # No finalizer: a VideoJob holds nothing outside the cluster that must be cleaned up before it
+    # goes (worker Jobs carry ownerReferences and are garbage-collected; S3 objects and DynamoDB
+    # items outlive it on purpose), so deletion is never blocked by the operator and a new object
+    # costs no finalizer PATCH before its create handler runs. A run is stopped when the deletion
+    # is seen: `deletionTimestamp` while something else holds the object (optional handler), or
+    # the DELETED event (below). Kopf removes the finalizer earlier versions added
+    # (`videogen.io/finalizer`, main.kopf_settings) as soon as it sees such an object.
+    @kopf.on.delete(**resource, registry=registry, id="delete", optional=True)
     async def on_delete(body: kopf.Body, **_: Any) -> None:
         await controller.deleted(body)
 
     @kopf.on.event(**resource, registry=registry, id="observe")
     async def on_event(event: kopf.RawEvent, **_: Any) -> None:
         controller.observed(event)
+        if event.get("type") == "DELETED":
+            await controller.deleted(event["object"])

@@ -79,6 +79,8 @@ class OperatorOptions:
 
 def kopf_settings(options: OperatorOptions) -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
+    # No handler needs a finalizer (handlers.register); naming the one earlier versions added makes
+    # Kopf remove it from such objects, so an upgrade strands none of them.
     settings.persistence.finalizer = f"{API_GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
