@@ -68,3 +68,28 @@ def test_an_old_videojob_deleted_before_the_upgrade_is_released(operator, kube):
     assert kube.get("stuck")["metadata"].get("deletionTimestamp")  # held by the old finalizer
     operator()
     kube.wait("stuck", lambda obj: obj == {}, timeout=30)
+
+
+def _vanish(server, namespace: str, name: str) -> None:
+    """Take a VideoJob out of the store without a DELETED event: what an operator sees when its
+    watch lost its place (410 Gone) across the deletion and the re-list no longer has it."""
+    for key in list(server.objects):
+        resource, ns, obj_name = key
+        if getattr(resource, "plural", None) == PLURAL and (ns, obj_name) == (namespace, name):
+            server.objects[key].delete()
+            return
+    raise AssertionError(f"no VideoJob {namespace}/{name} in the store")
+
+
+def test_a_deletion_the_watch_never_delivered_still_publishes_nothing(operator, kube, apiserver, workdir):
+    op = operator()
+    kube.create("unseen", {"topic": "Unseen", "code": slow_scene_code(3), "render": {"quality": "low"}})
+    kube.wait("unseen", lambda obj: (obj.get("status") or {}).get("currentStage") == "Rendering")
+    uid = kube.get("unseen")["metadata"]["uid"]
+    apiserver.call(_vanish, NAMESPACE, "unseen")
+    assert not kube.exists("unseen")
+
+    wait_until(lambda: uid not in op.controller.executor.runs, timeout=120, message="the run ended")
+    assert not list(workdir.glob("default/unseen/v*"))  # no version, not even a half-written one
+    kube.create("after", {"topic": "After", "code": scene_code(1), "render": {"quality": "low"}})
+    assert kube.wait_phase("after", "Succeeded", "Failed")["status"]["phase"] == "Succeeded"  # its slot came back

@@ -17,7 +17,7 @@ from typing import Any
 
 from videojob import metrics
 from videojob.api import conditions as C
-from videojob.api.models import VideoJobStatus
+from videojob.api.models import Stage, VideoJobStatus
 from videojob.controller import decisions, reporter as rules
 from videojob.controller.credentials import read_credentials
 from videojob.controller.executor import RunEnvironment, RunHandle, RunRequest
@@ -309,6 +309,8 @@ class InlineRun(RunHandle):
 
     async def _gate(self, stage: str) -> None:
         """Called before each stage: pause here while spec.suspend is true."""
+        if stage == Stage.Uploading.value:
+            await self._stop_if_deleted()
         if self._resume.is_set():
             return
         self._release_slot()
@@ -326,6 +328,19 @@ class InlineRun(RunHandle):
         rules.resume_at(self.tracker, stage)
         self._changed.set()
         await self._publish()
+
+    async def _stop_if_deleted(self) -> None:
+        """Before anything is published: is this VideoJob (this uid) still there? Its DELETED
+        event stops a run, but a watch that lost its place (410 Gone, re-list) never delivers it,
+        and without a finalizer nothing holds the object back. One read per run, so a deleted
+        VideoJob never gets a version."""
+        ns, name = self.request.namespace, self.request.name
+        current = await self.env.kube.read_videojob(ns, name)
+        if current is not None and (current.get("metadata") or {}).get("uid") == self.request.uid:
+            return
+        log.info("%s/%s was deleted (or replaced) while it ran; stopping before upload, nothing is published", ns, name)
+        self._cancelled = True
+        raise asyncio.CancelledError()
 
     # ------------------------------------------------------------------------------ output
 
