@@ -122,11 +122,17 @@ def _add_namespace(server: Any) -> None:
     }
 
 
+# Job mode: every VideoJob's Job exists at once (the run slots bound live worker Jobs too, and the
+# benchmark measures the operator per Job, not the queue); inline: two renders at a time.
+JOB_MODE_SLOTS = 256
+
+
 def start_operator(cluster: Cluster, executor: str, workdir: Path) -> subprocess.Popen:
     port = free_port()
+    slots = JOB_MODE_SLOTS if executor == "job" else 2
     env = dict(os.environ, KUBECONFIG=str(cluster.kubeconfig), VIDEOJOB_EXECUTOR=executor,
                VIDEOJOB_WORKDIR=str(workdir / "operator"), VIDEOJOB_WORKER_IMAGE="bench/videojob:1",
-               VIDEOJOB_MAX_CONCURRENT_JOBS="2", VIDEOJOB_SCENE_PARALLELISM="1")
+               VIDEOJOB_MAX_CONCURRENT_JOBS=str(slots), VIDEOJOB_SCENE_PARALLELISM="1")
     log = open(workdir / f"operator-{executor}.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "videojob.cli.main", "operator", "-n", NAMESPACE, "--metrics-port", "0",
@@ -296,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inline-jobs", type=int, default=None, help="VideoJobs for the inline executor (default: --jobs; 0: skip)")
     parser.add_argument("--distinct", action="store_true", help="inline: a different scene per VideoJob (real renders)")
     args = parser.parse_args(argv)
+    if args.jobs > JOB_MODE_SLOTS:
+        parser.error(f"--jobs: at most {JOB_MODE_SLOTS} (VIDEOJOB_MAX_CONCURRENT_JOBS' maximum; every Job runs at once here)")
     if args.inline_jobs is None:
         args.inline_jobs = args.jobs
     results = []

@@ -135,6 +135,29 @@ def patches(server: ServerThread) -> tuple[dict[str, int], dict[str, int]]:
     return server.call(_count)
 
 
+def requests_per_job(server: ServerThread, names: set[str]) -> dict[str, float]:
+    """API requests the operator made for each of `names` (mean per job): on the VideoJob (by verb,
+    /status apart), Events about it, and the namespace-wide reads (Namespaces, Secrets) in all."""
+
+    def _count(handler: Any) -> dict[str, float]:
+        tally: dict[str, float] = {}
+        for r in handler._requests:
+            plural = r.resource.plural if r.resource is not None else None
+            verb = str(getattr(r.method, "value", r.method)).upper()
+            if plural == PLURAL and r.name in names:
+                key = f"{verb} {PLURAL}{'/' + r.subresource if r.subresource else ''}"
+            elif plural == "events" and verb == "POST" and ((r.data or {}).get("involvedObject") or {}).get("name") in names:
+                key = "POST events"
+            elif plural in ("namespaces", "secrets") or (plural is None and r.namespace and verb == "GET"):
+                key = f"{verb} {plural or 'namespaces'} (all jobs)"
+            else:
+                continue
+            tally[key] = tally.get(key, 0) + 1
+        return {k: v if "(all jobs)" in k else v / len(names) for k, v in sorted(tally.items())}
+
+    return server.call(_count)
+
+
 def run_one(label: str, command: list[str], env: dict[str, str], args: argparse.Namespace, running_phases: tuple[str, ...],
             *, jobs: int | None = None, workloads: bool = False) -> dict[str, Any]:
     """`jobs` (default --jobs) VideoJobs run to the end, then the rest of --live created suspended.
@@ -273,7 +296,8 @@ def run_tenants(args: argparse.Namespace) -> None:
                 gaps = [b - a for a, b in zip(grants, grants[1:])]
                 turnover = args.concurrency * statistics.median(gaps) if gaps else float("nan")
                 return {"waits": waits, "slot": slots, "seen": seen, "turnover": [turnover],
-                        "done": [sum(1 for n in mine if watch.first(n, "Succeeded"))]}
+                        "done": [sum(1 for n in mine if watch.first(n, "Succeeded"))],
+                        "requests": requests_per_job(server, set(mine))}
             finally:
                 watch.stop()
                 stop_operator(proc, client, log)
@@ -301,6 +325,9 @@ def run_tenants(args: argparse.Namespace) -> None:
     ]
     for title, value in rows:
         print(f"{title:60}{value:>14}")
+    print("\nAPI requests per small job, empty cluster / shared (mean; namespace-wide reads in all):")
+    for key in sorted(set(empty["requests"]) | set(shared["requests"])):
+        print(f"  {key:58}{empty['requests'].get(key, 0):>7.1f} /{shared['requests'].get(key, 0):>6.1f}")
 
 
 def main() -> None:

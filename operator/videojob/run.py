@@ -24,7 +24,7 @@ from videojob.policy import TenancyPolicy
 from videojob.pipeline.budget import UsageBudget
 from videojob.pipeline.context import PipelineContext, StageGate, open_gate
 from videojob.pipeline.errors import InvalidContent, PipelineError, TransientError
-from videojob.pipeline.graph import compiled_graph, stages_for
+from videojob.pipeline.graph import compiled_graph, nothing_to_checkpoint, run_in_order, stages_for
 from videojob.pipeline.progress import Progress, ProgressCallback
 from videojob.pipeline.sandbox import Sandbox, SandboxLimits
 from videojob.pipeline.state import StateUpdate, VideoGenerationState
@@ -157,7 +157,10 @@ def render_sandbox(store_root: Path, settings: Settings, given: Sandbox | None) 
 
 
 async def drive(ctx: PipelineContext, state: VideoGenerationState, tracker: StatusTracker) -> VideoGenerationState:
-    """Stream the graph to its end, folding each node's update into the tracker."""
+    """Run the pipeline to its end, folding each node's update into the tracker: through the
+    LangGraph graph, or node by node when no node has work (see `graph.nothing_to_checkpoint`)."""
+    if nothing_to_checkpoint(ctx, state):
+        return await run_in_order(ctx, state, tracker.apply_update)
     final: StateUpdate | VideoGenerationState = state
     async for mode, chunk in compiled_graph().astream(
         state, context=ctx, stream_mode=["updates", "values"], config={"recursion_limit": 100}

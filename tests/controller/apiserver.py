@@ -4,10 +4,14 @@ KMock 0.8 keeps objects, serves discovery, lists, watch streams, merge/json patc
 finalizers, but it does not behave like an API server in the ways an operator depends on.
 `KubeAPIServer` fills exactly those gaps, and nothing else:
 
-- `metadata.resourceVersion` (one global counter), bumped on every real change (a no-op patch
-  does not bump it, as on a real server); a merge patch carrying a stale resourceVersion gets 409.
-  Kopf's finalizer json-patch starts with `test /metadata/resourceVersion`: without it no
-  handler ever runs.
+- `metadata.resourceVersion`: an opaque token (`versions.ResourceVersions`: not a number, not
+  in write order, as clients must assume), new on every real change (a no-op patch keeps it, as
+  on a real server); a merge patch carrying a stale resourceVersion gets 409. Kopf's finalizer
+  json-patch starts with `test /metadata/resourceVersion`: without it no handler ever runs.
+  Watches resume from a resourceVersion out of a window of recent events (`versions.WatchWindow`,
+  the watch cache); one too old (`compact()`) gets 410 Gone; `bookmark()` sends BOOKMARK
+  events, `drop_watches()` ends every open watch (an API server restart, a load balancer's idle
+  timeout). `order(token)` gives tests the write order behind a token.
 - `metadata.uid`, `metadata.creationTimestamp`, `metadata.generation` (1 on create, +1 whenever
   anything outside metadata and status changes).
 - `metadata.generateName` (Kopf's Events use it; a second Event would conflict without it).
@@ -21,15 +25,19 @@ finalizers, but it does not behave like an API server in the ways an operator de
   (Kopf waits for `v1/namespaces` even with `-A`).
 - object history is trimmed to the last `history_limit` versions (KMock keeps every version
   of every object, which dominates memory in the 1,000-object benchmark).
-- `workloads=True` serves `batch/v1` `jobs`, `v1` `pods` (both with a status subresource) and
-  `v1` `serviceaccounts`, for the Job executor, with the part of the Job controller that refuses
+- `workloads=True` serves `batch/v1` `jobs`, `v1` `pods` (both with a status subresource),
+  `v1` `serviceaccounts`, `rolebindings` and `networkpolicies`, for the Job executor,
+  with the part of the Job controller that refuses
   pods (`kube_controllers.JobController`: a FailedCreate Event and no pod when the pod's
   ServiceAccount does not exist). Nothing else runs a Job's pod, sets its conditions or
   garbage-collects by ownerReferences; tests (`tests/jobexec/conftest.py`'s `JobControl`) and
   the benchmark play the job controller and the kubelet with PATCHes on `/status`.
 - field selectors on `metadata.*` and, for Events, `involvedObject.*`, `reason` and `type`.
 - `admission`: checks run on every create; a refusal is a 403, as from a validating webhook.
-- `kueue=True` emulates Kueue's mutating webhook: a Job naming a queue is created suspended.
+- `kueue=True` (or `enable_kueue()`) emulates Kueue: its mutating webhook creates a Job naming a
+  queue suspended, and its controller (`kube_controllers.KueueController`) gives the Job a
+  Workload (`kueue.x-k8s.io/v1beta1` `workloads`), admits it (unsuspends the Job) and undoes
+  anyone else's suspend of an admitted Job; `spec.active: false` on the Workload stops it.
 - all annotations of an object share 256 KiB (keys and values, UTF-8 bytes), as on a real API
   server: a create or patch beyond that is 422 Invalid (`annotation_rejections` lists the
   (namespace, name, resourceVersion) each refused change was made against).
@@ -62,6 +70,8 @@ import jsonpatch
 import kmock
 from kmock._internal import enums  # the action enum KMock's request parser produces
 
+from tests.controller import versions as rv
+
 VIDEOJOBS = "videogen.io/v1alpha1/videojobs"
 ALL_VERBS = {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
@@ -72,6 +82,11 @@ WORKLOADS = {
     "v1/pods": kmock.ResourceInfo(kind="Pod", singular="pod", namespaced=True, verbs=ALL_VERBS, subresources={"status"}),
     "v1/serviceaccounts": kmock.ResourceInfo(kind="ServiceAccount", singular="serviceaccount", namespaced=True,
                                              verbs=ALL_VERBS, shortnames={"sa"}),
+    # The rest of a worker identity, which the operator makes in all-namespaces mode.
+    "rbac.authorization.k8s.io/v1/rolebindings": kmock.ResourceInfo(
+        kind="RoleBinding", singular="rolebinding", namespaced=True, verbs=ALL_VERBS),
+    "networking.k8s.io/v1/networkpolicies": kmock.ResourceInfo(
+        kind="NetworkPolicy", singular="networkpolicy", namespaced=True, verbs=ALL_VERBS, shortnames={"netpol"}),
 }
 
 
@@ -97,7 +112,7 @@ def _error(status: int, reason: str, message: str) -> kmock.KubernetesError:
 
 
 @attrs.define(kw_only=True)
-class KubeAPIServer(kmock.KubernetesEmulator):
+class KubeAPIServer(rv.VersionedWatches, kmock.KubernetesEmulator):
     history_limit: int = 60
     crd: bool = True  # serve the VideoJob resource (False: as if the CRD were not installed)
     workloads: bool = False  # serve batch/v1 jobs and v1 pods (the Job executor)
@@ -111,7 +126,9 @@ class KubeAPIServer(kmock.KubernetesEmulator):
     # Admission: `check(resource, body) -> refusal message | None` for every create through the
     # API; a refusal is 403 Forbidden, as a validating webhook's denial (or an admission plugin's).
     admission: list = attrs.field(factory=list)
-    _rv: int = attrs.field(default=0, init=False)
+    kueue_controller: Any = attrs.field(default=None, init=False)
+    versions: rv.ResourceVersions = attrs.field(factory=rv.ResourceVersions, init=False)
+    window: rv.WatchWindow = attrs.field(factory=rv.WatchWindow, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -130,15 +147,30 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         if self.workloads:
             for name, info in WORKLOADS.items():
                 self.resources[name] = info
-            from tests.controller.kube_controllers import JobController
+            from tests.controller.kube_controllers import JobController, KueueController
 
             self.controllers.append(JobController())
+            self.kueue_controller = KueueController()
+            self.controllers.append(self.kueue_controller)
+            if self.kueue:
+                self.enable_kueue()
 
     # ------------------------------------------------------------------------------ helpers
 
+    def enable_kueue(self) -> None:
+        """Kueue is installed: its webhook, its Workload CRD and its Job controller."""
+        from tests.controller.kube_controllers import WORKLOAD_INFO, WORKLOADS
+
+        self.kueue = True
+        self.resources[WORKLOADS] = WORKLOAD_INFO
+
     def _next_rv(self) -> str:
-        self._rv += 1
-        return str(self._rv)
+        return self.versions.next()
+
+    async def _emit(self, resource: Any, event: dict[str, Any]) -> None:
+        """Publish a watch event of the write just made (the caller holds the lock)."""
+        self.window.record(resource, self.versions.seq, event)
+        await self._buses[resource].put(event)
 
     def _info(self, resource: Any) -> kmock.ResourceInfo | None:
         return self.resources[resource] if resource in self.resources else None
@@ -235,10 +267,32 @@ class KubeAPIServer(kmock.KubernetesEmulator):
             self.objects[key].create(body)
         else:
             self.objects[key] = body
-        await self._buses[resource].put({"type": "ADDED", "object": copy.deepcopy(body)})
+        await self._emit(resource, {"type": "ADDED", "object": copy.deepcopy(body)})
         for controller in self.controllers:
             await controller.changed(self, resource, None, body)
         return body
+
+    async def update(self, resource: Any, key: Any, body: dict[str, Any]) -> dict[str, Any]:
+        """Store a new version of an object as an emulated controller's write (a new
+        resourceVersion, a MODIFIED event, the controllers told); the caller holds the lock."""
+        old = copy.deepcopy(self.objects[key].raw)
+        new = copy.deepcopy(body)
+        content = lambda obj: {k: v for k, v in obj.items() if k not in ("metadata", "status")}  # noqa: E731
+        if content(new) != content(old):
+            new["metadata"]["generation"] = int(old["metadata"].get("generation") or 0) + 1
+        new["metadata"]["resourceVersion"] = self._next_rv()
+        self._store(key, new)
+        await self._emit(resource, {"type": "MODIFIED", "object": copy.deepcopy(new)})
+        for controller in self.controllers:
+            await controller.changed(self, resource, old, new)
+        return new
+
+    async def remove(self, resource: Any, key: Any) -> None:
+        """Delete an object at once as an emulated controller does (no finalizers); holds the lock."""
+        body = copy.deepcopy(self.objects[key].raw)
+        body["metadata"]["resourceVersion"] = self._next_rv()
+        self.objects[key].delete()
+        await self._emit(resource, {"type": "DELETED", "object": body})
 
     async def _patch(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         key = (request.resource, request.namespace, request.name)
@@ -271,10 +325,10 @@ class KubeAPIServer(kmock.KubernetesEmulator):
             if meta.get("deletionTimestamp") and not meta.get("finalizers"):
                 self._store(key, new)
                 self.objects[key].delete()
-                await self._buses[request.resource].put({"type": "DELETED", "object": copy.deepcopy(new)})
+                await self._emit(request.resource, {"type": "DELETED", "object": copy.deepcopy(new)})
             else:
                 self._store(key, new)
-                await self._buses[request.resource].put({"type": "MODIFIED", "object": copy.deepcopy(new)})
+                await self._emit(request.resource, {"type": "MODIFIED", "object": copy.deepcopy(new)})
                 for controller in self.controllers:
                     await controller.changed(self, request.resource, old, new)
         return aiohttp.web.json_response(new)
@@ -322,11 +376,11 @@ class KubeAPIServer(kmock.KubernetesEmulator):
                     meta["deletionTimestamp"] = _now()
                     meta["resourceVersion"] = self._next_rv()
                     self._store(key, body)
-                    await self._buses[request.resource].put({"type": "MODIFIED", "object": copy.deepcopy(body)})
+                    await self._emit(request.resource, {"type": "MODIFIED", "object": copy.deepcopy(body)})
                 return aiohttp.web.json_response(body, status=202)
             meta["resourceVersion"] = self._next_rv()
             self.objects[key].delete()
-            await self._buses[request.resource].put({"type": "DELETED", "object": body})
+            await self._emit(request.resource, {"type": "DELETED", "object": copy.deepcopy(body)})
         return aiohttp.web.json_response(body)
 
     @staticmethod
@@ -364,30 +418,15 @@ class KubeAPIServer(kmock.KubernetesEmulator):
                 return False
         return True
 
-    async def _serve_watch(self, request: kmock.Request) -> Any:
-        # KMock subscribes to its event bus only after streaming the existing objects, so an
-        # event caused by a client reacting to those (Kopf adding its finalizer) could be lost.
-        # Mark the bus and snapshot the objects under one lock; honour ?resourceVersion=.
-        yield b""
-        bus = self._buses[request.resource]
+    async def release_kueue(self) -> None:
+        """Kueue's queue admits again (see `KueueController.held`)."""
         async with self._lock:
-            mark = await bus.mark()
-            snapshot = [
-                copy.deepcopy(obj.raw)
-                for (resource, _, _), obj in self.objects.items()
-                if resource == request.resource and not obj.deleted
-            ]
-        since = int(request.params.get("resourceVersion") or 0)
-        try:
-            for body in snapshot:
-                if self._selected(request, body) and int(body["metadata"].get("resourceVersion") or 0) > since:
-                    yield {"type": "ADDED" if since == 0 else "MODIFIED", "object": body}
-            async for event in bus.stream(since=mark):
-                body = event.get("object", {})
-                if self._selected(request, body) and int(body.get("metadata", {}).get("resourceVersion") or 0) > since:
-                    yield event
-        finally:
-            await bus.unmark(mark)
+            await self.kueue_controller.release(self)
+
+    async def kueue_catch_up(self) -> None:
+        """Kueue sees the Jobs made while it lagged (see `KueueController.lagging`)."""
+        async with self._lock:
+            await self.kueue_controller.catch_up(self)
 
     async def _serve_list(self, request: kmock.Request) -> Any:
         payload = await super()._serve_list(request)
@@ -397,7 +436,7 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         group, version = request.resource.group, request.resource.version
         payload["apiVersion"] = f"{group}/{version}" if group else version
         payload["kind"] = f"{kind}List"
-        payload["metadata"] = {"resourceVersion": str(self._rv)}
+        payload["metadata"] = {"resourceVersion": self.versions.current()}
         payload["items"] = [
             {"apiVersion": payload["apiVersion"], "kind": kind, **item} for item in payload["items"]
         ]

@@ -13,7 +13,8 @@ Fixtures:
 What KMock 0.8 / Kopf 1.45 lacked here, and the workaround (see `apiserver.py` for the code):
 - no resourceVersion, uid, generation, creationTimestamp: Kopf's finalizer json-patch starts with
   `test /metadata/resourceVersion`, so without one no handler ever ran. The subclass serves
-  create/patch/delete itself with a global resourceVersion counter, 409 on a stale one, uid,
+  create/patch/delete itself with opaque resourceVersion tokens (`versions.py`: not numbers,
+  not in write order, as on any cluster clients must assume), 409 on a stale one, uid,
   creationTimestamp and generation bumps on changes outside metadata/status.
 - no generateName: Kopf's own Events use it (the second Event conflicted). Implemented.
 - status kept inside the object: implemented the status subresource split (PATCH on the object

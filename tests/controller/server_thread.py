@@ -63,6 +63,17 @@ class ServerThread:
 
         return asyncio.run_coroutine_threadsafe(_call(), self.loop).result(30)
 
+    def run(self, method: str) -> Any:
+        """Await the server's coroutine method `method` (`compact`, `bookmark`, `drop_watches`)."""
+        return asyncio.run_coroutine_threadsafe(getattr(self.server, method)(), self.loop).result(30)
+
+    def write_order(self, version: dict[str, Any]) -> int:
+        """Where a stored version of an object stands in the server's write sequence: the order
+        behind its opaque resourceVersion, which only the server knows."""
+        order = self.call(lambda server: server.order(version["metadata"]["resourceVersion"]))
+        assert order is not None, "a resourceVersion this server did not issue"
+        return order
+
     def history(self, namespace: str, name: str, resource: str = VIDEOJOBS) -> list[dict[str, Any]]:
         """Every stored version of one object (oldest first), as plain dicts."""
 

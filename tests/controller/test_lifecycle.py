@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.controller.conftest import scene_code, slow_scene_code
-from tests.helpers import condition, status_writes
+from tests.helpers import condition, status_writes, wait_until
 
 
 def reasons(events, component="videojob-operator"):
@@ -86,7 +86,7 @@ def test_invalid_spec_fails_stalled_without_retrying(operator, kube, apiserver):
     assert warnings(kube.events("needs-llm")) == ["InvalidSpec"]
 
 
-def test_deleting_a_running_job_cancels_it_and_leaves_no_finalizer(operator, kube, workdir):
+def test_deleting_a_running_job_cancels_it(operator, kube, workdir):
     op = operator()
     kube.create("doomed", {"topic": "Long", "code": slow_scene_code(60), "render": {"quality": "low"}})
     kube.wait("doomed", lambda obj: (obj.get("status") or {}).get("currentStage") == "Rendering")
@@ -94,8 +94,8 @@ def test_deleting_a_running_job_cancels_it_and_leaves_no_finalizer(operator, kub
     assert uid in op.controller.executor.runs
 
     kube.delete("doomed")
-    kube.wait("doomed", lambda obj: obj == {}, timeout=30)  # gone: the finalizer was removed
-    assert uid not in op.controller.executor.runs
+    kube.wait("doomed", lambda obj: obj == {}, timeout=30)  # gone at once: nothing holds it
+    wait_until(lambda: uid not in op.controller.executor.runs, message="the run stopped")
     assert not list(workdir.glob("default/doomed/v*/record.json"))
 
 

@@ -7,8 +7,11 @@ from tests.controller.conftest import scene_code
 SPEC = {"render": {"quality": "low"}}
 
 
-def first_rv(history, predicate, **default) -> int:
-    return next((int(v["metadata"]["resourceVersion"]) for v in history if predicate(v.get("status") or {})), *default.values())
+def first_write(apiserver, history, predicate, **default) -> int:
+    """The server's write order of the first version matching `predicate` (resourceVersions
+    themselves are opaque: only the server knows their order)."""
+    found = next((v for v in history if predicate(v.get("status") or {})), None)
+    return apiserver.write_order(found) if found is not None else default["default"]
 
 
 def test_twenty_jobs_run_two_at_a_time_in_creation_order(operator, kube, apiserver):
@@ -22,10 +25,10 @@ def test_twenty_jobs_run_two_at_a_time_in_creation_order(operator, kube, apiserv
         assert status["phase"] == "Succeeded", status.get("message")
 
     histories = {name: apiserver.history("default", name) for name in names}
-    # The API server's resourceVersion orders every write: when each job queued, started, ended.
-    started = {n: first_rv(h, lambda s: s.get("phase") == "Running") for n, h in histories.items()}
-    ended = {n: first_rv(h, lambda s: s.get("phase") == "Succeeded") for n, h in histories.items()}
-    queued = {n: first_rv(h, lambda s: s.get("phase") == "Pending", default=None) for n, h in histories.items()}
+    # The API server's write order: when each job queued, started, ended.
+    started = {n: first_write(apiserver, h, lambda s: s.get("phase") == "Running", default=None) for n, h in histories.items()}
+    ended = {n: first_write(apiserver, h, lambda s: s.get("phase") == "Succeeded", default=None) for n, h in histories.items()}
+    queued = {n: first_write(apiserver, h, lambda s: s.get("phase") == "Pending", default=None) for n, h in histories.items()}
     # First in, first out: no job runs while an older one is waiting in the queue. A slot's grant
     # is not a write (a Running write can land after another job's Pending write although the
     # slot was granted first), so an overtake is proven only between two jobs that both waited:

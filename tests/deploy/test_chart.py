@@ -254,6 +254,7 @@ def test_cluster_mode_operator_clusterrole_is_least_privilege(default):
         # No Secrets in job mode: the worker reads its VideoJob's Secret in its own namespace.
         ("batch", "jobs"): {"create", "get", "list", "watch", "delete", "patch"},
         ("", "pods"): {"list", "watch"},
+        ("kueue.x-k8s.io", "workloads"): {"list", "patch"},  # suspend with Kueue: Workload.spec.active
         ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
         # The worker identity in VideoJob namespaces (worker.serviceAccount.operatorManaged).
         ("", "serviceaccounts"): {"get", "create", "patch"},

@@ -44,6 +44,7 @@ def test_rendered_environment_loads_with_the_operators_settings(full, monkeypatc
     assert settings.llm_model.startswith("bedrock_converse:")
     assert str(settings.workdir) == "/var/lib/videojob"
     assert settings.job_ttl_seconds_after_finished == 1800
+    assert settings.job_pod_start_timeout_seconds == 300
     assert json.loads(settings.job_pod_defaults)["priorityClassName"] == "batch-low"
     aws = load_aws_config()
     assert aws.enabled and aws.video_bucket_name == "acme-videojob-videos"
@@ -90,3 +91,16 @@ def test_worker_job_runs_the_chart_image_as_the_chart_service_account(full, monk
     # The image's ENTRYPOINT is `tini -- videojob`: args alone must form the worker command line.
     assert "command" not in container and container["args"][0] == "worker"
     assert pod["nodeSelector"] == {"workload": "render"}
+
+
+def test_the_pod_start_timeout_is_a_chart_value(render, monkeypatch):
+    default = Settings.model_fields["job_pod_start_timeout_seconds"].default
+    assert render().env()["VIDEOJOB_JOB_POD_START_TIMEOUT_SECONDS"] == str(default)  # the operator's own default
+    rendered = render(set_=["worker.podStartTimeoutSeconds=120"])
+    monkeypatch.setenv("VIDEOJOB_JOB_POD_START_TIMEOUT_SECONDS", rendered.env()["VIDEOJOB_JOB_POD_START_TIMEOUT_SECONDS"])
+    assert load_settings().job_pod_start_timeout_seconds == 120 != default
+    from tests.deploy.conftest import HelmError
+
+    with pytest.raises(HelmError, match="podStartTimeoutSeconds"):
+        render(set_=["worker.podStartTimeoutSeconds=0"])
+    assert "VIDEOJOB_JOB_POD_START_TIMEOUT_SECONDS" not in render(set_=["operator.executor=inline"]).env()

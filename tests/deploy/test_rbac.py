@@ -19,8 +19,9 @@ from videojob.controller.worker_identity import worker_identity
 
 CONTROLLER = Path(kube.__file__).parent
 
-API_CALL = re.compile(r"\b(create|read|get|list|patch|delete|replace)_namespaced_"
-                      r"(custom_object_status|custom_object|job|pod|event|secret|lease|service_account|role_binding|network_policy)\b")
+KINDS = r"(custom_object_status|custom_object|job|pod|event|secret|lease|service_account|role_binding|network_policy)"
+# `list_namespaced_job`, and the cluster-wide `list_job_for_all_namespaces`.
+API_CALL = re.compile(rf"\b(create|read|get|list|patch|delete|replace)_(?:namespaced_{KINDS}|{KINDS}_for_all_namespaces)\b")
 VERB = {"create": "create", "read": "get", "get": "get", "list": "list", "patch": "patch", "delete": "delete", "replace": "update"}
 RESOURCE = {"custom_object_status": ("videogen.io", "videojobs/status"), "custom_object": ("videogen.io", "videojobs"),
             "job": ("batch", "jobs"), "pod": ("", "pods"), "event": ("", "events"), "secret": ("", "secrets"),
@@ -31,6 +32,9 @@ RESOURCE = {"custom_object_status": ("videogen.io", "videojobs/status"), "custom
 RAW_CALL = re.compile(r'call_api,\s*"/apis?/(?:v1|([\w.]+)/\w+)/namespaces/\{namespace\}/(\w+)(/\{name\})?",\s*"(\w+)"')
 RAW_VERB = {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
 NAMESPACE_CALL = re.compile(r"\b(read|list|patch)_namespace\b")
+# Kueue's Workloads go through the same custom-object calls, named by their group constant.
+KUEUE_CALL = re.compile(r"\b(create|read|get|list|patch|delete|replace)_namespaced_custom_object,\s*KUEUE_GROUP\b")
+KUEUE_WORKLOADS = ("kueue.x-k8s.io", "workloads")
 STATUS_PATCH = re.compile(r"_patch\([^)]*status_subresource=(True|False)")
 IMPORT = re.compile(r"from videojob\.controller(?:\.(\w+))? import (\([^)]*\)|[\w, ]+)")
 
@@ -41,6 +45,12 @@ KOPF = {("videogen.io", "videojobs"): {"list", "watch", "patch"}, ("", "events")
 KOPF_JOB_MODE = {("batch", "jobs"): {"list", "watch"}, ("", "pods"): {"list", "watch"}}
 KOPF_DISCOVERY = {("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"}}
 LEASES = ("coordination.k8s.io", "leases")
+# The operator makes the worker identity (all namespaces, job mode) in this module only; its rights
+# are granted only where it does (`identity_needs`).
+IDENTITY = "job_identity.py"
+IDENTITY_KINDS = {"ServiceAccount": ("", "serviceaccounts"), "RoleBinding": ("rbac.authorization.k8s.io", "rolebindings"),
+                  "NetworkPolicy": ("networking.k8s.io", "networkpolicies")}
+CLUSTER_ROLES = ("rbac.authorization.k8s.io", "clusterroles")
 
 
 def merge(*needs: dict) -> dict:
@@ -70,7 +80,9 @@ def wrappers() -> dict[tuple[str, str], set[tuple[str, str, str]]]:
 
 
 def calls_in(source: str) -> set[tuple[str, str, str]]:
-    found = {(*RESOURCE[kind], VERB[verb]) for verb, kind in API_CALL.findall(source)}
+    kueue = {(*KUEUE_WORKLOADS, VERB[verb]) for verb in KUEUE_CALL.findall(source)}
+    source = KUEUE_CALL.sub("", source)
+    found = kueue | {(*RESOURCE[named or everywhere], VERB[verb]) for verb, named, everywhere in API_CALL.findall(source)}
     for group, resource, named, method in RAW_CALL.findall(source):
         verb = ("get" if named else "list") if method == "GET" else RAW_VERB[method]
         found.add((group or "", resource, verb))
@@ -152,38 +164,55 @@ def test_every_client_call_is_in_a_function_the_derivation_sees():
 def code_needs() -> dict[str, dict]:
     inline_only = {p.name for p in CONTROLLER.glob("*.py") if p.name.startswith(("inline", "jobrun"))}
     operator = closure("main.py", skip=inline_only)
+    assert IDENTITY in operator  # the Job executor reaches it: its calls are the operator's
     return {
-        "operator": needs_of(operator - {"leader.py"}),
-        "inline": needs_of(closure("main.py") - {"leader.py"}),
+        "operator": needs_of(operator - {"leader.py", IDENTITY}),
+        "identity": needs_of({IDENTITY}),
+        "inline": needs_of(closure("main.py") - {"leader.py", IDENTITY}),
         # The worker borrows the Job executor's client class for one read; it runs none of its code.
         "worker": needs_of(closure("worker.py", skip=inline_only | {"main.py", "job_executor.py"})),
     }
 
 
-def identity_needs() -> dict:
-    """The rights `worker_identity()` objects take: read, create, and patch to repair (SA, policy)."""
-    settings = Settings(worker_cluster_role="videojob-operator-worker", worker_network_policy='{"podSelector": {}}')
-    resources = {"ServiceAccount": ("", "serviceaccounts"), "RoleBinding": ("rbac.authorization.k8s.io", "rolebindings"),
-                 "NetworkPolicy": ("networking.k8s.io", "networkpolicies")}
-    out = {}
-    for obj in worker_identity("team-a", settings):
-        out[resources[obj["kind"]]] = {"get", "create"} | ({"patch"} if obj["kind"] != "RoleBinding" else set())
-    out[("rbac.authorization.k8s.io", "clusterroles")] = {"bind"}
-    return out
+def identity_needs(code_needs: dict, network_policy: bool = True) -> dict:
+    """The worker identity's rights: what `job_identity.py` calls, on exactly the kinds
+    `worker_identity()` builds, plus `bind` on the ClusterRole its RoleBinding names (Kubernetes'
+    escalation check: without it the operator could not grant the worker's rights)."""
+    settings = Settings(worker_cluster_role="videojob-operator-worker",
+                        worker_network_policy='{"podSelector": {}}' if network_policy else "{}")
+    built = {IDENTITY_KINDS[obj["kind"]] for obj in worker_identity("team-a", settings)}
+    assert built <= set(code_needs["identity"]) == set(IDENTITY_KINDS.values())
+    needs = {kind: verbs for kind, verbs in code_needs["identity"].items() if kind in built}
+    return merge(needs, {CLUSTER_ROLES: {"bind"}})
 
 
 def test_job_mode_operator_clusterrole_is_exactly_what_the_code_and_kopf_use(render, code_needs):
-    role = rules_of(render().one("ClusterRole", "videojob-operator"))
-    expected = merge(code_needs["operator"], KOPF, KOPF_JOB_MODE, KOPF_DISCOVERY, identity_needs())
+    rendered = render()
+    role = rules_of(rendered.one("ClusterRole", "videojob-operator"))
+    expected = merge(code_needs["operator"], KOPF, KOPF_JOB_MODE, KOPF_DISCOVERY, identity_needs(code_needs))
     assert role == expected
     assert ("", "secrets") not in role  # never a Secret, in any namespace
+    # Create what is missing, repair what drifted; a RoleBinding is only created (roleRef is immutable).
+    assert code_needs["identity"][IDENTITY_KINDS["RoleBinding"]] == {"get", "create"}
+    (bind,) = [r for r in rendered.one("ClusterRole", "videojob-operator")["rules"] if "bind" in r["verbs"]]
+    assert bind["resourceNames"] == ["videojob-operator-worker"]  # that one role, nothing else
+    assert {"name": "VIDEOJOB_WORKER_CLUSTER_ROLE", "value": "videojob-operator-worker"} in rendered.container()["env"]
+
+
+def test_without_a_worker_networkpolicy_the_operator_may_not_touch_networkpolicies(render, code_needs):
+    rendered = render(set_=["networkPolicy.enabled=false"])
+    role = rules_of(rendered.one("ClusterRole", "videojob-operator"))
+    assert role == merge(code_needs["operator"], KOPF, KOPF_JOB_MODE, KOPF_DISCOVERY,
+                         identity_needs(code_needs, network_policy=False))
+    assert ("networking.k8s.io", "networkpolicies") not in role
+    assert "VIDEOJOB_WORKER_NETWORK_POLICY" not in rendered.env()
 
 
 def test_inline_mode_operator_gets_secrets_because_it_reads_them_itself(render, code_needs):
     role = rules_of(render(set_=["operator.executor=inline"]).one("ClusterRole", "videojob-operator"))
     expected = merge(code_needs["inline"], KOPF, KOPF_DISCOVERY)
-    for job_only in (("batch", "jobs"), ("", "pods")):
-        expected.pop(job_only)
+    for job_only in (("batch", "jobs"), ("", "pods"), KUEUE_WORKLOADS):
+        expected.pop(job_only, None)
     assert role == expected
     assert role[("", "secrets")] == {"list"}  # by name and the credentials label
 

@@ -69,6 +69,17 @@ def add_service_account(server: Any, name: str, namespace: str = NAMESPACE) -> N
     }
 
 
+def enable_kueue(server: Any) -> None:
+    """Kueue installed (`kube_controllers.KueueController`): it admits every queued Job at once."""
+    server.enable_kueue()
+
+
+def hold_kueue(server: Any) -> None:
+    """Kueue installed, its ClusterQueue held: queued Jobs stay suspended until `release_kueue`."""
+    server.enable_kueue()
+    server.kueue_controller.held = True
+
+
 @pytest.fixture()
 def apiserver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The emulated API server with Jobs and pods, and the worker ServiceAccount in `default`."""
@@ -87,10 +98,14 @@ class JobControl:
         self.client.user_agent = f"{self.AGENT}/1"
         self.batch = kubernetes.client.BatchV1Api(self.client)
         self.core = kubernetes.client.CoreV1Api(self.client)
+        self.custom = kubernetes.client.CustomObjectsApi(self.client)
 
-    def admit(self, name: str, namespace: str = NAMESPACE) -> None:
-        """What Kueue does on admission: unsuspend the Job."""
-        self.batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": False}}, _content_type=MERGE)
+    def workload(self, job: str, namespace: str = NAMESPACE) -> dict[str, Any] | None:
+        """Kueue's Workload for the Job `job` (found by the Job's uid, as Kueue labels it)."""
+        uid = self.get(job, namespace)["metadata"]["uid"]
+        found = self.custom.list_namespaced_custom_object(
+            "kueue.x-k8s.io", "v1beta1", namespace, "workloads", label_selector=f"kueue.x-k8s.io/job-uid={uid}")
+        return next(iter(found["items"]), None)
 
     def names(self, namespace: str = NAMESPACE) -> list[str]:
         return sorted(j.metadata.name for j in self.batch.list_namespaced_job(namespace).items)

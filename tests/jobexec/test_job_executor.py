@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.controller.conftest import NAMESPACE, scene_code, slow_scene_code
 from tests.helpers import condition, status_writes, wait_until
-from tests.jobexec.conftest import JOB_MODE, QUICK_RETRY, create, runs_done, spec, wait_warning, warnings
+from tests.jobexec.conftest import JOB_MODE, QUICK_RETRY, create, hold_kueue, runs_done, spec, wait_warning, warnings
 from videojob.config import Settings
 from videojob.controller.kube import KubeClient
 from videojob.controller.worker import EXIT_FAILED, EXIT_NOTHING_TO_DO, EXIT_OK, run_worker
@@ -62,13 +62,14 @@ def test_jobs_and_pods_are_watched_with_a_server_side_label_selector(operator, a
 
 
 def test_a_job_queued_by_kueue_is_left_suspended_until_kueue_admits_it(operator, kube, jobs, apiserver):
-    apiserver.call(lambda server: setattr(server, "kueue", True))  # Kueue's webhook suspends queued Jobs
+    apiserver.call(hold_kueue)  # Kueue is installed; its queue admits nothing yet
     operator(**JOB_MODE)
     create(kube, "queued", spec(), labels={"kueue.x-k8s.io/queue-name": "render-queue"})
     assert jobs.wait_for("queued-g1-a1")["spec"]["suspend"] is True
     assert kube.wait_phase("queued", "Pending")["status"]["currentStage"] == "Queued"
 
-    jobs.admit("queued-g1-a1")
+    apiserver.run("release_kueue")  # Kueue admits the Workload and unsuspends the Job
+    wait_until(lambda: jobs.get("queued-g1-a1")["spec"]["suspend"] is False, message="Kueue admitted the Job")
     before = runs_done("success")
     jobs.finish("queued-g1-a1", "Complete")
     wait_until(lambda: runs_done("success") == before + 1)

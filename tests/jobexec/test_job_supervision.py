@@ -49,6 +49,9 @@ class FakeAPI:
     async def failed_creates(self, namespace: str):
         return {}
 
+    async def managed_jobs(self, namespaces: list[str], selector: str):
+        return [job for job in self.jobs.values() if job.get("status") is None]
+
     async def delete_job(self, namespace: str, name: str):
         return self.jobs.pop(name, None) is not None
 

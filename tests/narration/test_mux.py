@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import ImageOps
 
-from videojob.pipeline.media import SceneClip, combine_narrated, probe
+from videojob.pipeline.media import probe
+from videojob.pipeline.narration.mux import SceneClip, combine_narrated
 
 from tests.narration.conftest import FPS, decoded_audio, frame_duration, rms, stream_durations
 

@@ -15,10 +15,11 @@ pytestmark = pytest.mark.render
 
 
 def first_running(apiserver: Any, namespace: str, name: str) -> int | None:
-    """The resourceVersion of the VideoJob's first status write in phase Running."""
+    """When the VideoJob's first status write in phase Running happened, in the server's write
+    order (resourceVersions are opaque: only the server knows their order)."""
     for version in apiserver.history(namespace, name):
         if (version.get("status") or {}).get("phase") == "Running":
-            return int(version["metadata"]["resourceVersion"])
+            return apiserver.write_order(version)
     return None
 
 

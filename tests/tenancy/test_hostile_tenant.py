@@ -51,8 +51,9 @@ def assert_refused(kube: Any, apiserver: Any, name: str, namespace: str, field: 
     assert condition(status, "Stalled")["status"] == "True"
     assert condition(status, "Succeeded")["reason"] == "PolicyDenied"
     assert field in status["message"] and rule in status["message"], status["message"]
-    warnings = [e for e in kube.events(name, namespace) if e["type"] == "Warning"]
-    assert [e["reason"] for e in warnings] == ["PolicyDenied"]
+    # The Event is posted after the status write it explains: wait for it.
+    events = kube.wait_events(name, lambda found: any(e["type"] == "Warning" for e in found), namespace=namespace)
+    assert [e["reason"] for e in events if e["type"] == "Warning"] == ["PolicyDenied"]
     assert [w.get("phase") for w in status_writes(apiserver.history(namespace, name))] == ["Failed"]
     return status
 

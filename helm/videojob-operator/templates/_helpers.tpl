@@ -115,6 +115,10 @@ field selector. */}}
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch]
+# Kueue: a suspend deactivates the Job's Workload (Kueue undoes a Job's own suspend).
+- apiGroups: [kueue.x-k8s.io]
+  resources: [workloads]
+  verbs: [list, patch]
 {{- end }}
 {{- end -}}
 

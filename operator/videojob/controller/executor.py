@@ -45,7 +45,7 @@ class RunRequest:
     generation: int  # metadata.generation now (observedGeneration)
     content_generation: int  # the generation whose spec is produced (its version)
     job: VideoJob
-    queue_key: Any  # (creationTimestamp, first resourceVersion seen, arrival): the run queue's order
+    queue_key: Any  # (creationTimestamp, arrival of the first event): the run queue's order
     previous_status: dict[str, Any] = field(default_factory=dict)
     restarting: bool = False  # the status already describes this run (operator restart)
 
@@ -67,6 +67,7 @@ class RunEnvironment:
     min_write_interval: float = 1.0
     # One render zygote for every inline run of this operator: Manim is imported once, not per run.
     sandbox: Any = None
+    namespaces: list[str] = field(default_factory=list)  # the watched namespaces (empty: all)
 
 
 class RunHandle(abc.ABC):

@@ -1,9 +1,9 @@
 """Kopf handlers for VideoJob and the `Controller` they call.
 
 Handlers are a few lines: they hand the object to the controller and return (a long handler
-would block that object's deletion). The controller validates, then gives the run to the
-executor. Nothing here deletes a VideoJob or edits its spec; the only writes are `.status`,
-Events, and one annotation (see `decisions.CONTENT_GENERATION`).
+would hold up that object's later events, its deletion included). The controller validates,
+then gives the run to the executor. Nothing here deletes a VideoJob or edits its spec; the only
+writes are `.status`, Events, and one annotation (see `decisions.CONTENT_GENERATION`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Controller:
         self.executor = executor
         self.events = events
         self.book = book
-        self._seen: dict[str, tuple[int, int]] = {}
+        self._seen: dict[str, int] = {}  # by uid: when its first event arrived (see `observed`)
         self._seq = itertools.count()
 
     # ---------------------------------------------------------------------------- causes
@@ -91,11 +91,11 @@ class Controller:
         if event.get("type") == "DELETED":
             self._seen.pop(uid, None)
         elif uid not in self._seen:
-            # creationTimestamp has only 1 s resolution. Within a second, order by the
-            # resourceVersion of the first event seen (for a new object: its creation), then by
-            # arrival: Kopf handles objects in parallel workers, so arrival alone can reorder them.
-            rv = str(body.get("metadata", {}).get("resourceVersion") or "")
-            self._seen[uid] = (int(rv) if rv.isdigit() else 2**63, next(self._seq))
+            # creationTimestamp has only 1 s resolution. Within a second, order by the arrival
+            # of each object's first event: a watch delivers events in write order, and Kopf
+            # starts the objects' workers in that order, this handler being their first step.
+            # (Not by resourceVersion: it is opaque, only equality means anything.)
+            self._seen[uid] = next(self._seq)
         remember_object(body)  # Kopf's lines about this object get its generation too
 
     # --------------------------------------------------------------------------- helpers
@@ -130,7 +130,7 @@ class Controller:
                 generation=int(meta.get("generation") or 1),
                 content_generation=content_generation,
                 job=job,
-                queue_key=(decisions.queue_key(raw), *self._seen.get(meta["uid"], (2**63, next(self._seq)))),
+                queue_key=(decisions.queue_key(raw), self._seen.get(meta["uid"], next(self._seq))),
                 previous_status=raw.get("status") or {},
                 restarting=restarting,
             )
@@ -205,10 +205,19 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     async def on_spec(body: kopf.Body, diff: kopf.Diff, **_: Any) -> None:
         await controller.spec_changed(body, diff)
 
-    @kopf.on.delete(**resource, registry=registry, id="delete")
+    # No finalizer: a VideoJob holds nothing outside the cluster that must be cleaned up before it
+    # goes (worker Jobs carry ownerReferences and are garbage-collected; S3 objects and DynamoDB
+    # items outlive it on purpose), so deletion is never blocked by the operator and a new object
+    # costs no finalizer PATCH before its create handler runs. A run is stopped when the deletion
+    # is seen: `deletionTimestamp` while something else holds the object (optional handler), or
+    # the DELETED event (below). Kopf removes the finalizer earlier versions added
+    # (`videogen.io/finalizer`, main.kopf_settings) as soon as it sees such an object.
+    @kopf.on.delete(**resource, registry=registry, id="delete", optional=True)
     async def on_delete(body: kopf.Body, **_: Any) -> None:
         await controller.deleted(body)
 
     @kopf.on.event(**resource, registry=registry, id="observe")
     async def on_event(event: kopf.RawEvent, **_: Any) -> None:
         controller.observed(event)
+        if event.get("type") == "DELETED":
+            await controller.deleted(event["object"])

@@ -11,16 +11,18 @@ import asyncio
 from typing import Any
 
 from videojob.controller.executor import RunEnvironment, RunRegistry, RunRequest
-from videojob.controller.inline_run import InlineRun
+from videojob.controller.inline_run import QUEUED_WRITES_AT_ONCE, InlineRun
 
 
 class InlineExecutor(RunRegistry[InlineRun]):
     def __init__(self, env: RunEnvironment):
         super().__init__()
         self.env = env
+        # Shared by every run waiting for a slot: their Pending writes go out a few at a time.
+        self.queued_writes = asyncio.Semaphore(QUEUED_WRITES_AT_ONCE)
 
     def new_run(self, request: RunRequest) -> InlineRun:
-        return InlineRun(request, self.env)
+        return InlineRun(request, self.env, self.queued_writes)
 
     async def cancel(self, uid: str) -> bool:
         run = self.runs.pop(uid, None)

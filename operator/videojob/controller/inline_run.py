@@ -17,7 +17,7 @@ from typing import Any
 
 from videojob import metrics
 from videojob.api import conditions as C
-from videojob.api.models import VideoJobStatus
+from videojob.api.models import Stage, VideoJobStatus
 from videojob.controller import decisions, reporter as rules
 from videojob.controller.credentials import read_credentials
 from videojob.controller.executor import RunEnvironment, RunHandle, RunRequest
@@ -31,12 +31,19 @@ from videojob.run import run_videojob
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 30.0  # status.lastHeartbeatTime moves at least this often while Running
+# API requests (the Pending status write and its Event) that waiting runs have in flight at once.
+# A burst of creates queues hundreds of runs; their announcements go out a few at a time, so a run
+# that was just granted a slot finds its Running write ahead of all but these.
+QUEUED_WRITES_AT_ONCE = 2
 
 
 class InlineRun(RunHandle):
-    def __init__(self, request: RunRequest, env: RunEnvironment):
+    def __init__(self, request: RunRequest, env: RunEnvironment, queued_writes: asyncio.Semaphore | None = None):
         self.request = request
         self.env = env
+        self.queued_writes = queued_writes or asyncio.Semaphore(QUEUED_WRITES_AT_ONCE)
+        self._announcement: asyncio.Task | None = None  # the Pending write of a run in line
+        self._announcing = False  # that write has gone out (it is then awaited, never cut short)
         self.job = request.job
         previous = VideoJobStatus.from_object(request.previous_status)
         shown: str | None = None  # the phase the object shows for this run
@@ -103,6 +110,8 @@ class InlineRun(RunHandle):
             await self._publish()
         finally:
             self._release_slot()
+            if self._announcement is not None:
+                self._announcement.cancel()
         await self.reporter.close(flush=True)
 
     async def _supervise(self) -> None:
@@ -237,7 +246,9 @@ class InlineRun(RunHandle):
     # ------------------------------------------------------------------------ slots, gate
 
     async def _acquire_slot(self) -> None:
-        """Wait for a free slot (FIFO by creation); while suspended, wait without a place in line."""
+        """Wait for a free slot (FIFO by creation); while suspended, wait without a place in line.
+        The run is in line before anything is written; the Pending status goes out in the
+        background (`_announce_queued`), so writing it never delays taking a granted slot."""
         while True:
             if not self._resume.is_set():
                 if self.tracker.status.phase != "Suspended":
@@ -253,7 +264,7 @@ class InlineRun(RunHandle):
             try:
                 if self.tracker.status.current_stage != "Queued" or self.tracker.status.phase != "Pending":
                     self.tracker.queued()
-                    await self._publish()
+                    self._announcement = asyncio.create_task(self._announce_queued())
                 paused = asyncio.ensure_future(self._pause.wait())
                 try:
                     await asyncio.wait({place, paused}, return_when=asyncio.FIRST_COMPLETED)
@@ -269,6 +280,28 @@ class InlineRun(RunHandle):
         if self._started is None:
             metrics.record_queue_wait(time.monotonic() - self._submitted)
 
+    async def _announce_queued(self) -> None:
+        """Write Pending (and post its Event), at most QUEUED_WRITES_AT_ONCE runs at a time; not
+        at all if the run got its slot (or was suspended) before its turn came."""
+        async with self.queued_writes:
+            if self._holding_slot or self.tracker.status.phase != "Pending":
+                return
+            self._announcing = True
+            try:
+                await self._publish(announcing=True)
+            finally:
+                self._announcing = False
+
+    async def _settle_announcement(self) -> None:
+        """Before the run writes anything else: drop a Pending write still waiting for its turn,
+        or let one already sent finish (so the object never shows Pending after Running)."""
+        task, self._announcement = self._announcement, None
+        if task is None or task.done():
+            return
+        if not self._announcing:
+            task.cancel()
+        await asyncio.wait({task})
+
     def _release_slot(self) -> None:
         if self._holding_slot:
             self._holding_slot = False
@@ -276,6 +309,8 @@ class InlineRun(RunHandle):
 
     async def _gate(self, stage: str) -> None:
         """Called before each stage: pause here while spec.suspend is true."""
+        if stage == Stage.Uploading.value:
+            await self._stop_if_deleted()
         if self._resume.is_set():
             return
         self._release_slot()
@@ -294,6 +329,19 @@ class InlineRun(RunHandle):
         self._changed.set()
         await self._publish()
 
+    async def _stop_if_deleted(self) -> None:
+        """Before anything is published: is this VideoJob (this uid) still there? Its DELETED
+        event stops a run, but a watch that lost its place (410 Gone, re-list) never delivers it,
+        and without a finalizer nothing holds the object back. One read per run, so a deleted
+        VideoJob never gets a version."""
+        ns, name = self.request.namespace, self.request.name
+        current = await self.env.kube.read_videojob(ns, name)
+        if current is not None and (current.get("metadata") or {}).get("uid") == self.request.uid:
+            return
+        log.info("%s/%s was deleted (or replaced) while it ran; stopping before upload, nothing is published", ns, name)
+        self._cancelled = True
+        raise asyncio.CancelledError()
+
     # ------------------------------------------------------------------------------ output
 
     def _snapshot(self) -> dict[str, Any] | None:
@@ -304,10 +352,12 @@ class InlineRun(RunHandle):
             return
         self.reporter.progress(important=event.kind in ("stage_started", "stage_failed"))
 
-    async def _publish(self) -> None:
+    async def _publish(self, *, announcing: bool = False) -> None:
         """Write now if the phase changed (with an Event), else soon."""
         if self._cancelled:
             # Cancelled (spec edit, deletion, shutdown) while a step was ending: a render child
             # killed under it may look like a failure, which must not become the job's status.
             raise asyncio.CancelledError()
+        if not announcing:
+            await self._settle_announcement()
         await self.reporter.publish()

@@ -8,6 +8,7 @@ answer here, not an error.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 from typing import Any
 
@@ -19,6 +20,9 @@ from videojob.controller.kube import MERGE_PATCH
 
 # Pods carry their Job's name in these labels (the second since Kubernetes 1.27).
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+# Kueue's Workload of a Job: found by the label Kueue puts on it, the Job's uid.
+KUEUE_GROUP, KUEUE_VERSION, WORKLOADS = "kueue.x-k8s.io", "v1beta1", "workloads"
+KUEUE_JOB_UID = "kueue.x-k8s.io/job-uid"
 
 
 class JobsClient:
@@ -65,6 +69,32 @@ class JobsClient:
             if exc.status != 404:
                 raise
 
+    async def set_workload_active(self, namespace: str, job_uid: str, active: bool) -> bool | None:
+        """Activate or deactivate Kueue's Workload of a Job (`spec.active`; false: Kueue evicts
+        it and suspends the Job until it is active again). False when Kueue has not made the
+        Workload yet; None when the cluster serves no Workloads (Kueue is not installed)."""
+        custom = kubernetes.client.CustomObjectsApi(self.api_client)
+        try:
+            found = await asyncio.to_thread(
+                custom.list_namespaced_custom_object, KUEUE_GROUP, KUEUE_VERSION, namespace, WORKLOADS,
+                label_selector=f"{KUEUE_JOB_UID}={job_uid}",
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        names = [(w.get("metadata") or {}).get("name") for w in found.get("items") or []]
+        for name in names:
+            try:
+                await asyncio.to_thread(
+                    custom.patch_namespaced_custom_object, KUEUE_GROUP, KUEUE_VERSION, namespace, WORKLOADS, name,
+                    {"spec": {"active": active}}, _content_type=MERGE_PATCH,
+                )
+            except ApiException as exc:
+                if exc.status != 404:  # gone with its Job meanwhile
+                    raise
+        return bool(names)
+
     async def delete_job(self, namespace: str, name: str) -> bool:
         """Delete a Job and (in the background) its pods. False if it was already gone."""
         try:
@@ -83,6 +113,23 @@ class JobsClient:
         pods = self._dict(found).get("items") or []
         # Filter here too: the selector is the server's job, but not every server honours it.
         return [p for p in pods if pod_job_name(p) == name]
+
+    async def managed_jobs(self, namespaces: list[str], selector: str) -> list[dict[str, Any]]:
+        """The Jobs labelled `selector` in the namespaces the operator watches (empty: all; a
+        pattern such as `team-*` needs the cluster-wide list)."""
+        literal = [ns for ns in namespaces if not any(ch in ns for ch in "*?[!")]
+        if namespaces and len(literal) == len(namespaces):
+            found = []
+            for ns in dict.fromkeys(literal):
+                jobs = await asyncio.to_thread(self.batch.list_namespaced_job, ns, label_selector=selector)
+                found += self._dict(jobs).get("items") or []
+            return found
+        jobs = self._dict(await asyncio.to_thread(self.batch.list_job_for_all_namespaces, label_selector=selector))
+        items = jobs.get("items") or []
+        if not namespaces:
+            return items
+        return [job for job in items if any(fnmatch.fnmatchcase((job.get("metadata") or {}).get("namespace") or "", ns)
+                                            for ns in namespaces)]
 
     async def failed_creates(self, namespace: str) -> dict[str, list[dict[str, Any]]]:
         """The Job controller's FailedCreate Events in `namespace`, by Job name, oldest first: one

@@ -20,29 +20,39 @@ operator finds them again by their names).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
+from kubernetes.client.rest import ApiException
+
 from videojob.controller.executor import RunEnvironment, RunRegistry, RunRequest
-from videojob.controller.job_client import JobsClient, owner_uid, pod_job_name
+from videojob.controller.job_client import JobsClient, api_message, owner_uid, pod_job_name
+from videojob.controller.job_identity import WorkerIdentityKeeper
 from videojob.controller.job_run import API_RETRY_MIN, KubeJobRun
-from videojob.controller.jobspec import LABEL_VIDEOJOB
+from videojob.controller.jobspec import LABEL_VIDEOJOB, job_holds_slot
 from videojob.controller.kube import plain
 
+log = logging.getLogger(__name__)
+
 MANAGED_BY = {"app.kubernetes.io/managed-by": "videojob-operator"}
+MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 JobKey = tuple[str, str]  # (namespace, Job name)
 
 
 class JobExecutor(RunRegistry[KubeJobRun]):
     """Runs VideoJob generations as Kubernetes Jobs; the same interface as `InlineExecutor`."""
 
-    def __init__(self, env: RunEnvironment, jobs: JobsClient | None = None, *, api_retry_min: float = API_RETRY_MIN):
+    def __init__(self, env: RunEnvironment, jobs: JobsClient | None = None, *, api_retry_min: float = API_RETRY_MIN,
+                 identity: WorkerIdentityKeeper | None = None):
         """`jobs`: the Kubernetes calls (default: through `env.kube`'s client); `api_retry_min`:
-        the first backoff after a failed API call."""
+        the first backoff after a failed API call; `identity`: who prepares a namespace for
+        worker pods (default: from the settings, through `env.kube`'s client)."""
         super().__init__()
         self.env = env
         self.api_retry_min = api_retry_min
         self._jobs = jobs
+        self._identity = identity
         self._by_job: dict[JobKey, KubeJobRun] = {}
         # Jobs seen on the watch, by owner uid: what to delete when a VideoJob goes away, even
         # Jobs of runs this process never supervised (finished ones, or before a restart).
@@ -51,12 +61,26 @@ class JobExecutor(RunRegistry[KubeJobRun]):
         # there (200 Jobs waiting for pods cost one list, not 200).
         self._failed_creates: dict[str, tuple[float, dict[str, list[dict[str, Any]]]]] = {}
         self._failed_creates_lock = asyncio.Lock()
+        # Run slots (VIDEOJOB_MAX_CONCURRENT_JOBS) of Jobs an earlier operator process left
+        # running, counted once before any run takes a slot; a run that adopts such a Job takes
+        # its slot over, and one nobody adopts is released when the watch sees it end.
+        self._recounted = False
+        self._recount_lock = asyncio.Lock()
+        self._held_at_start: set[JobKey] = set()
+        self._holds_slot: dict[JobKey, bool] = {}  # the watch's latest word on each Job
 
     @property
     def jobs(self) -> JobsClient:
         if self._jobs is None:
             self._jobs = JobsClient(self.env.kube.api_client)
         return self._jobs
+
+    @property
+    def identity(self) -> WorkerIdentityKeeper:
+        if self._identity is None:
+            client = self.env.kube.api_client if self.env.settings.worker_cluster_role else None
+            self._identity = WorkerIdentityKeeper(client, self.env.settings)
+        return self._identity
 
     # ------------------------------------------------------------------ executor interface
 
@@ -87,6 +111,49 @@ class JobExecutor(RunRegistry[KubeJobRun]):
                 self._failed_creates[namespace] = (time.monotonic(), by_job)
         return by_job.get(job_name, [])
 
+    # ------------------------------------------------------------------------ run slots
+
+    async def recounted(self) -> None:
+        """Before the first run slot is given: the Jobs already running (an operator restart)
+        take theirs, so a restart never lets more than the limit run at once."""
+        if self._recounted:
+            return
+        async with self._recount_lock:
+            if self._recounted:
+                return
+            try:
+                found = await self.jobs.managed_jobs(self.env.namespaces, MANAGED_SELECTOR)
+            except ApiException as exc:  # counted as they are adopted instead
+                log.warning("cannot list worker Jobs to count run slots (HTTP %s): %s", exc.status, api_message(exc))
+                found = []
+            for job in found:
+                meta = job.get("metadata") or {}
+                key = (meta.get("namespace") or "", meta.get("name") or "")
+                if job_holds_slot(job) and self._holds_slot.get(key, True):
+                    self.env.slots.occupy(key[0])
+                    self._held_at_start.add(key)
+            self._recounted = True
+            if self._held_at_start:
+                log.info("%d worker Jobs already running hold run slots", len(self._held_at_start))
+
+    def claim_slot(self, namespace: str, job_name: str) -> bool:
+        """The slot an already running Job held at start-up, for the run that adopts it."""
+        key = (namespace, job_name)
+        if key in self._held_at_start:
+            self._held_at_start.discard(key)
+            return True
+        return False
+
+    def _slot_seen(self, key: JobKey, event_type: str | None, job: dict[str, Any]) -> None:
+        holds = event_type != "DELETED" and job_holds_slot(job)
+        if event_type == "DELETED":
+            self._holds_slot.pop(key, None)
+        else:
+            self._holds_slot[key] = holds
+        if not holds and key in self._held_at_start:
+            self._held_at_start.discard(key)  # ended before any run adopted it
+            self.env.slots.release(key[0])
+
     # ------------------------------------------------------------------------- watch feed
 
     def index_job(self, run: KubeJobRun) -> None:
@@ -99,9 +166,15 @@ class JobExecutor(RunRegistry[KubeJobRun]):
         if self._by_job.get(key) is run:
             del self._by_job[key]
 
+    def disown(self, run: KubeJobRun) -> None:
+        """The Job of that name belongs to someone else: never follow, suspend or delete it."""
+        self.forget_job(run)
+        self._owned.get(run.request.uid, set()).discard((run.request.namespace, run.job_name or ""))
+
     def job_event(self, event_type: str | None, job: dict[str, Any]) -> None:
         meta = job.get("metadata") or {}
         key = (meta.get("namespace") or "", meta.get("name") or "")
+        self._slot_seen(key, event_type, job)
         owner = owner_uid(job)
         if owner:
             if event_type == "DELETED":
@@ -132,9 +205,8 @@ class JobExecutor(RunRegistry[KubeJobRun]):
             # Server-side filtering: without it a cluster-wide operator would stream every pod
             # and Job of the cluster and drop all but its own (the handlers' `labels` filter is
             # client-side). Startup handlers run before the watch streams begin.
-            selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
-            settings.watching.label_selectors["batch", "v1", "jobs"] = selector
-            settings.watching.label_selectors["v1", "pods"] = selector
+            settings.watching.label_selectors["batch", "v1", "jobs"] = MANAGED_SELECTOR
+            settings.watching.label_selectors["v1", "pods"] = MANAGED_SELECTOR
 
         @kopf.on.cleanup(registry=registry, id="worker-jobs-shutdown")
         async def on_cleanup(**_: Any) -> None:

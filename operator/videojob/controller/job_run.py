@@ -6,6 +6,12 @@ safety net), maps `spec.suspend` onto `Job.spec.suspend`, and decides on each fa
 (`jobspec.attempt_verdict`): retry as a new Job after spec.retryStrategy's backoff, or stop. What
 it writes into the VideoJob's status goes through `job_mirror.JobStatusMirror`.
 
+With Kueue (a `kueue.x-k8s.io/queue-name` label) Kueue owns `Job.spec.suspend`: it unsuspends a
+Job it admits and undoes anyone else's suspend. The operator stops such a Job the way Kueue
+documents instead, by deactivating its Workload (`spec.active: false`: Kueue evicts it and
+suspends the Job until it is active again), and creates no Job at all while a VideoJob is
+suspended before its Job exists (Kueue would admit it).
+
 API errors never fail a VideoJob: supervision goes on after a backoff, where it stopped (Job names
 are deterministic, so every step is idempotent). Only a refusal of the Job itself (400/422) and
 repeated internal errors do.
@@ -24,10 +30,12 @@ from videojob import metrics
 from videojob.api import conditions as C
 from videojob.controller import decisions
 from videojob.controller.executor import RunEnvironment, RunHandle, RunRequest
-from videojob.controller.job_client import JobsClient, api_message
+from videojob.controller.job_client import JobsClient, api_message, owner_uid
 from videojob.controller.job_mirror import JobStatusMirror
-from videojob.controller.jobspec import QUEUE_LABEL, attempt_verdict, build_job, job_name, job_outcome
-from videojob.controller.pod_start import pod_started, pull_retrying, start_problem
+from videojob.controller.job_slots import RunSlot
+from videojob.controller.jobspec import (LABEL_ATTEMPT, LABEL_GENERATION, QUEUE_LABEL, attempt_verdict, build_job,
+                                         job_name, job_outcome)
+from videojob.controller.pod_start import FAILED_CREATE, pod_started, pull_retrying, start_problem
 
 if TYPE_CHECKING:
     from videojob.controller.job_executor import JobExecutor
@@ -45,6 +53,8 @@ POD_CHECK_INTERVAL = 10.0
 # Failures a Job's pod states itself; anything else is read from the pods once more.
 POD_REASONS = ("OOMKilled", "Evicted", "ImagePullError")
 SUSPENDED_MESSAGE = "spec.suspend is true; the Job is suspended"
+WORKLOAD_RETRY = 1.0  # Kueue has not made the Job's Workload yet: look again this soon
+NAME_TAKEN = "JobNameTaken"
 
 
 class KubeJobRun(RunHandle):
@@ -66,6 +76,7 @@ class KubeJobRun(RunHandle):
         # spec.suspend, not with the Job: Kueue's webhook creates queued Jobs suspended and
         # unsuspends them on admission, and the operator must not undo either.
         self._applied_suspend: bool | None = None
+        self._workload_missing = False  # a suspend waits for Kueue to make the Job's Workload
         self._pods: dict[str, dict[str, Any]] = {}
         self._wake = asyncio.Event()
         self._last_poll = time.monotonic()
@@ -75,6 +86,10 @@ class KubeJobRun(RunHandle):
         self._next_pod_check = 0.0
         self._start_reported: str | None = None
         self._forbidden_since: float | None = None  # the API server has refused us (403) since
+        # A run slot (VIDEOJOB_MAX_CONCURRENT_JOBS) is held while the Job may run: from before
+        # it is created (or unsuspended) until it ends or is suspended.
+        self.slot = RunSlot(env.slots, request.namespace, request.queue_key)
+        self._identity_repaired = False  # the worker identity was made again for this Job
         self.mirror = JobStatusMirror(
             env.kube, env.events, request.ref, lambda: (self.generation, self.attempt),
             previous=request.previous_status, min_interval=env.min_write_interval,
@@ -151,6 +166,7 @@ class KubeJobRun(RunHandle):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, API_RETRY_MAX)
         finally:
+            self.slot.release()
             self.executor.forget_job(self)
             await self.mirror.close()
 
@@ -179,6 +195,7 @@ class KubeJobRun(RunHandle):
             self._forbidden_since = None
             state, reason, message = await self._wait()
             self.finished = True
+            self.slot.release()
             log.info("%s/%s: Job %s %s%s", self.request.namespace, self.request.name, self.job_name, state,
                      f" ({reason})" if reason else "")
             if state == "succeeded":
@@ -199,25 +216,64 @@ class KubeJobRun(RunHandle):
             await self.mirror.failed(C.DEADLINE_EXCEEDED, f"spec.activeDeadlineSeconds ({spec.active_deadline_seconds}s) exceeded", stalled=True)
             return False
         self._use_job(job_name(self.request.name, self.content_generation, self.attempt))
+        await self.executor.recounted()
+        if self.executor.claim_slot(self.request.namespace, self.job_name or ""):
+            self.slot.take_over()  # its Job was running when this operator started
+        place = None if self.suspended or self.slot.held else self.slot.enqueue()
         if self._needs_queued_write:
-            await self.mirror.queued(f"starting Job {self.job_name}")
+            waiting = place is not None and not place.done()
+            await self.mirror.queued(self.slot.waiting_message if waiting else f"starting Job {self.job_name}")
             self._needs_queued_write = False
+        if self.suspended and self._queued and await self.jobs.read_job(self.request.namespace, self.job_name or "") is None:
+            await self._hold_until_resumed()
+            place = None if self.slot.held else self.slot.enqueue()
+        if place is not None:
+            await self.slot.wait(place, lambda: self.suspended, self._wake)
+        await self.executor.identity.ensure(self.request.namespace)
+        # Without a slot (spec.suspend) the Job is created suspended; a Kueue Job always is.
+        create_suspended = self.suspended or not self.slot.held
         deadline = None if remaining is None else max(1, int(remaining))
         body = build_job(self._videojob_dict(), self.attempt, self.env.settings, active_deadline_seconds=deadline,
-                         suspend=self.suspended)  # a Kueue Job is created suspended whatever this says
+                         suspend=create_suspended)
         job, created = await self.jobs.create_job(self.request.namespace, body)
+        if not created and not self._ours(job):
+            await self._name_taken(job)
+            return False
         if created:
             log.info("%s/%s: created Job %s", self.request.namespace, self.request.name, self.job_name)
         if self._job is None:
             self._job = job_state(job)
         queued = QUEUE_LABEL in ((job.get("metadata") or {}).get("labels") or {})
-        if created or queued:
-            self._applied_suspend = self.suspended
+        if created:
+            self._applied_suspend = create_suspended
+        elif queued:  # adopted after a restart: set its Workload's spec.active (idempotent)
+            self._applied_suspend = not self.suspended
         else:  # adopted after a restart: spec.suspend may have changed meanwhile
             self._applied_suspend = bool((job.get("spec") or {}).get("suspend"))
         if self.suspended and self.mirror.status.get("phase") != "Suspended":
             await self.mirror.suspended(SUSPENDED_MESSAGE)
         return True
+
+    def _ours(self, job: dict[str, Any]) -> bool:
+        """A Job found under this attempt's name was made for it: owned by this VideoJob (uid) and
+        labelled with its generation and attempt. Anything else is a stranger's."""
+        labels = (job.get("metadata") or {}).get("labels") or {}
+        return (owner_uid(job) == self.request.uid and labels.get(LABEL_GENERATION) == str(self.content_generation)
+                and labels.get(LABEL_ATTEMPT) == str(self.attempt))
+
+    async def _name_taken(self, job: dict[str, Any]) -> None:
+        """Fail the run without touching the other Job (no adoption, no suspend, no delete)."""
+        meta = job.get("metadata") or {}
+        owners = [f"{ref.get('kind')} {ref.get('name')} (uid {ref.get('uid')})" for ref in meta.get("ownerReferences") or []]
+        name = f"{self.request.namespace}/{self.job_name}"
+        self.executor.disown(self)
+        self.job_name, self._job, self.finished = None, None, True
+        self.slot.release()
+        metrics.record_failure("Queued", NAME_TAKEN)
+        await self.mirror.failed(NAME_TAKEN, (
+            f"Job {name} already exists and is not this VideoJob's (owned by {', '.join(owners) or 'nobody'}, "
+            f"generation {meta.get('labels', {}).get(LABEL_GENERATION)}, attempt {meta.get('labels', {}).get(LABEL_ATTEMPT)}); "
+            "it was left alone: delete or rename it, then edit the spec to run again"), stalled=True)
 
     async def _conclude_failure(self, reason: str, message: str) -> float | None:
         """Decide on a failed attempt; the backoff before the next one, or None when it ends here."""
@@ -250,7 +306,7 @@ class KubeJobRun(RunHandle):
         Applies suspend changes on the way."""
         ns, name = self.request.namespace, self.job_name or ""
         while True:
-            if self._applied_suspend is not None and self.suspended != self._applied_suspend:
+            if self._applied_suspend is not None and self.suspended != self._applied_suspend and not self._job_gone:
                 await self._apply_suspend()
             if self._job_gone:
                 return "failed", "JobDeleted", f"the worker Job {name} was deleted before it finished"
@@ -267,6 +323,8 @@ class KubeJobRun(RunHandle):
                 return stuck
             self._wake.clear()
             pause = POLL_INTERVAL if self._waiting_since is None else self._pod_check_interval
+            if self._workload_missing:
+                pause = min(pause, WORKLOAD_RETRY)
             try:
                 await asyncio.wait_for(self._wake.wait(), pause)
             except asyncio.TimeoutError:
@@ -300,6 +358,8 @@ class KubeJobRun(RunHandle):
         if problem is None:
             return None
         reason, message = problem
+        if reason == FAILED_CREATE and await self._repair_identity(message):
+            return None  # the Job controller tries the pod again (with backoff); reported if it still fails
         if self._start_reported != reason:
             self._start_reported = reason
             await self.mirror.unreported(reason, f"Job {name}: {message}")
@@ -310,23 +370,64 @@ class KubeJobRun(RunHandle):
         await self.jobs.delete_job(ns, name)  # it would wait for its pod for ever
         return "failed", reason, f"{message} (for more than {timeout}s, VIDEOJOB_JOB_POD_START_TIMEOUT_SECONDS)"
 
+    async def _hold_until_resumed(self) -> None:
+        """A suspended VideoJob in a Kueue queue gets its Job when it is resumed."""
+        if self.mirror.status.get("phase") != "Suspended":
+            await self.mirror.suspended(SUSPENDED_MESSAGE + " (no Job is queued until it is resumed)")
+        while self.suspended:
+            self._wake.clear()
+            await self._wake.wait()
+        await self.mirror.waiting_for_pod("resumed; waiting for the worker Job")
+
     async def _apply_suspend(self) -> None:
         suspend = self.suspended
-        await self.jobs.set_suspend(self.request.namespace, self.job_name or "", suspend)
+        if not suspend and not self.slot.held:
+            place = self.slot.enqueue()
+            if not place.done():
+                await self.mirror.waiting_for_pod("resumed; " + self.slot.waiting_message)
+            if not await self.slot.wait(place, lambda: self.suspended, self._wake):
+                return  # suspended again while it waited: nothing to resume
+        job = self._job or {}
+        uid = (job.get("metadata") or {}).get("uid")
+        kueue = None
+        if uid and QUEUE_LABEL in ((job.get("metadata") or {}).get("labels") or {}):
+            # Kueue undoes a suspend of a Job it admitted: deactivate its Workload instead.
+            kueue = await self.jobs.set_workload_active(self.request.namespace, uid, not suspend)
+            self._workload_missing = kueue is False
+            if kueue is False:
+                return  # Kueue has not made the Workload yet: try again shortly
+        if kueue is None:  # no Kueue (or no Workloads served): the Job's own switch
+            await self.jobs.set_suspend(self.request.namespace, self.job_name or "", suspend)
         self._applied_suspend = suspend
         if suspend:
+            self.slot.release()
             # Kubernetes stops the pod; a resumed Job starts a new one, which reuses the render
             # cache and the version reserved for this generation.
             await self.mirror.suspended(SUSPENDED_MESSAGE)
         else:
             await self.mirror.waiting_for_pod("resumed; waiting for the worker pod")
 
+    async def _repair_identity(self, refusal: str) -> bool:
+        """Once per Job: its pod was refused for want of the worker ServiceAccount the operator
+        makes (deleted since): make the namespace's identity again."""
+        if self._identity_repaired or not self.executor.identity.account_missing(self._job or {}, refusal):
+            return False
+        self._identity_repaired = True
+        await self.executor.identity.repair(self.request.namespace)
+        return True
+
     # ---------------------------------------------------------------------------- helpers
+
+    @property
+    def _queued(self) -> bool:
+        """The VideoJob names a Kueue queue (its Jobs carry the label)."""
+        return QUEUE_LABEL in (getattr(self.request.job.metadata, "labels", None) or {})  # an extra field
 
     def _use_job(self, name: str) -> None:
         self.executor.forget_job(self)
         self.job_name = name
         self._job, self._job_gone, self._pods = None, False, {}
+        self._identity_repaired = False
         self.executor.index_job(self)
 
     def _videojob_dict(self) -> dict[str, Any]:

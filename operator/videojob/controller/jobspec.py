@@ -175,6 +175,17 @@ def build_job(
     }
 
 
+def job_holds_slot(job: dict[str, Any]) -> bool:
+    """A worker Job that counts against VIDEOJOB_MAX_CONCURRENT_JOBS: not finished, and either
+    running or queued in Kueue (which may start it at any moment). One suspended by its
+    VideoJob's spec.suspend does not count."""
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
+            return False
+    queued = QUEUE_LABEL in ((job.get("metadata") or {}).get("labels") or {})
+    return queued or not (job.get("spec") or {}).get("suspend")
+
+
 # Waiting reasons that never fix themselves without a change to the image or registry.
 _IMAGE_ERRORS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 

@@ -81,6 +81,8 @@ class OperatorOptions:
 
 def kopf_settings(options: OperatorOptions) -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
+    # No handler needs a finalizer (handlers.register); naming the one earlier versions added makes
+    # Kopf remove it from such objects, so an upgrade strands none of them.
     settings.persistence.finalizer = f"{API_GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -116,6 +118,7 @@ def run_environment(settings: Settings, kube: KubeClient, options: OperatorOptio
         events=EventRecorder(kube),
         store_root=store_root,
         min_write_interval=options.status_interval,
+        namespaces=list(options.namespaces),
         sandbox=_inline_sandbox(settings, store_root) if settings.executor == "inline" else None,
     )
 

@@ -66,6 +66,11 @@ class FairSlots:
             self.withdraw(fut, namespace)
             raise
 
+    def occupy(self, namespace: str = "") -> None:
+        """Count a run already under way (found at start-up), even beyond the limit: it holds a
+        slot until released like any other."""
+        self._grant(namespace)
+
     def release(self, namespace: str = "") -> None:
         self.busy = max(0, self.busy - 1)
         left = self.busy_by_namespace.get(namespace, 0) - 1

@@ -5,9 +5,10 @@ its ServiceAccount (and the rights bound to it) in its own namespace, or the Job
 creates the pod. So, like Kubeflow's profile controller, the operator makes them: before the first
 Job in a namespace it creates (if absent) the worker ServiceAccount, a RoleBinding of the chart's
 worker ClusterRole to it (namespace-scoped: the rights hold only there), and the worker pods'
-NetworkPolicy. The chart gives the operator exactly the rights for that: create/get/patch of
-ServiceAccounts, RoleBindings and NetworkPolicies, and `bind` on that one ClusterRole
-(`resourceNames`), so it can grant nothing else (the RBAC escalation check).
+NetworkPolicy (`job_identity.py` applies them). The chart gives the operator exactly the rights
+for that: get/create/patch of ServiceAccounts and NetworkPolicies, get/create of RoleBindings, and
+`bind` on that one ClusterRole (`resourceNames`), so it can grant nothing else (the RBAC
+escalation check).
 
 These objects are shared by the namespace's VideoJobs and carry no ownerReference (deleting one
 VideoJob must not take the identity of the others); they are labelled so an uninstall can find them:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from videojob.api.models import Outputs, UploadState
 from videojob.pipeline.context import PipelineContext
-from videojob.pipeline.media import SceneClip, combine_narrated, concat, probe, sha256_of
+from videojob.pipeline.media import concat, probe, sha256_of
 from videojob.pipeline.narration import to_srt, to_webvtt
+from videojob.pipeline.render_cache import RenderCache, joined_key
 from videojob.pipeline.state import StateUpdate, VideoGenerationState
 from videojob.storage.records import Artifacts
 
@@ -30,6 +31,8 @@ def combined_code(state: VideoGenerationState, user_code: str | None) -> str:
 def _narrated_combine(ctx: PipelineContext, state: VideoGenerationState, output: Path) -> list[str]:
     """Join the scenes with their narration track; write the subtitle sidecars unless
     `spec.narration.subtitles` is false. Returns the sidecar paths."""
+    from videojob.pipeline.narration.mux import SceneClip, combine_narrated  # numpy: narrated videos only
+
     subtitles = ctx.job.spec.narration.subtitles if ctx.job.spec.narration else True
     clips = [
         SceneClip(Path(s.video_path), Path(s.narration_track.audio_path) if s.narration_track else None,
@@ -46,29 +49,42 @@ def _narrated_combine(ctx: PipelineContext, state: VideoGenerationState, output:
 
 
 async def combine(ctx: PipelineContext, state: VideoGenerationState) -> StateUpdate:
-    output = ctx.workdir / f"{state.video_id}.mp4"
     inputs = [Path(s.video_path) for s in state.scenes]
     narrated = any(s.narration_track for s in state.scenes)
 
-    def work():
-        sidecars: list[str] = []
-        if narrated:
-            sidecars = _narrated_combine(ctx, state, output)
-        else:
-            concat(inputs, output)
-        return probe(output), sha256_of(output), sidecars
+    def work() -> tuple[Path, float, int, str, list[str]]:
+        if not narrated:
+            return (*joined_silently(ctx, state.video_id, inputs), [])
+        output = ctx.workdir / f"{state.video_id}.mp4"
+        sidecars = _narrated_combine(ctx, state, output)
+        return output, probe(output).duration_seconds, output.stat().st_size, sha256_of(output), sidecars
 
-    facts, digest, sidecars = await asyncio.to_thread(work)
+    video, duration, size, digest, sidecars = await asyncio.to_thread(work)
     voice = ", narrated" + (" with subtitles" if sidecars else "") if narrated else ""
-    await ctx.progress.step(f"{len(inputs)} scene(s) combined: {facts.duration_seconds:.1f} s{voice}")
+    await ctx.progress.step(f"{len(inputs)} scene(s) combined: {duration:.1f} s{voice}")
     return {
-        "video_path": str(output),
-        "duration_seconds": facts.duration_seconds,
-        "size_bytes": facts.size_bytes,
+        "video_path": str(video),
+        "duration_seconds": duration,
+        "size_bytes": size,
         "sha256": digest,
         "subtitle_paths": sidecars,
         "combined_code": combined_code(state, ctx.job.spec.code if state.source == "code" and not state.editing_existing_video else None),
     }
+
+
+def joined_silently(ctx: PipelineContext, video_id: str, inputs: list[Path]) -> tuple[Path, float, int, str]:
+    """The scene videos joined end to end: (video, duration in seconds, size, sha256). The join is
+    kept in the render cache by the scene videos' contents, so a re-run of unchanged scenes takes
+    the very same file from there (and needs no PyAV: only the scene files are hashed)."""
+    cache = RenderCache(ctx.cache_dir, ctx.render_cache_bytes)
+    key = joined_key(inputs)
+    hit, facts = cache.get(key), cache.facts(key)
+    if hit is not None and facts is not None:
+        return hit, float(facts["duration_seconds"]), hit.stat().st_size, str(facts["sha256"])
+    output = concat(inputs, ctx.workdir / f"{video_id}.mp4")
+    duration, digest = probe(output).duration_seconds, sha256_of(output)
+    joined = cache.put(key, output, facts={"duration_seconds": duration, "sha256": digest})
+    return joined, duration, joined.stat().st_size, digest
 
 
 def artifacts_of(ctx: PipelineContext, state: VideoGenerationState) -> Artifacts:

@@ -1,4 +1,5 @@
-"""The render cache: finished scene videos by (code, scene class, quality, Manim version).
+"""The render cache: finished scene videos by (code, scene class, quality, Manim version), and
+joined videos by the scene videos they were joined from (`joined_key`).
 
 Kept free of heavy imports: `videojob run` consults it before LangGraph is even imported.
 """
@@ -13,6 +14,7 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 
 _MANIM_VERSION = package_version("manim")
+JOIN_FORMAT = 1  # bump when the way scenes are joined changes: old joined entries stop matching
 
 
 def cache_key(code: str, scene_class: str, quality: str) -> str:
@@ -20,6 +22,16 @@ def cache_key(code: str, scene_class: str, quality: str) -> str:
     for part in (_MANIM_VERSION, quality, scene_class, code):
         digest.update(part.encode("utf-8"))
         digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def joined_key(scene_videos: list[Path]) -> str:
+    """The key of the silent join of `scene_videos`, in order: their contents (not their cache
+    keys: an entry rendered again after pruning is another file) and the PyAV that joins them."""
+    digest = hashlib.sha256(f"joined\0{JOIN_FORMAT}\0{package_version('av')}\0".encode())
+    for video in scene_videos:
+        with open(video, "rb") as f:
+            digest.update(hashlib.file_digest(f, "sha256").digest())
     return digest.hexdigest()
 
 
@@ -54,20 +66,28 @@ class RenderCache:
             return []
         return [w for w in found if isinstance(w, str)] if isinstance(found, list) else []
 
+    def facts(self, key: str) -> dict | None:
+        """What `put` was told about the entry's video (e.g. a joined video's duration), or None."""
+        try:
+            found = json.loads(self._facts_path(self.path(key)).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return found if isinstance(found, dict) else None
+
     @staticmethod
     def _warnings_path(movie: Path) -> Path:
         return movie.with_suffix(".warnings.json")
 
-    def put(self, key: str, movie: Path, warnings: list[str] | None = None) -> Path:
+    @staticmethod
+    def _facts_path(movie: Path) -> Path:
+        return movie.with_suffix(".facts.json")
+
+    def put(self, key: str, movie: Path, warnings: list[str] | None = None, facts: dict | None = None) -> Path:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        sidecar = self._warnings_path(target)
-        if warnings:  # before the movie: a reader that finds the movie finds its warnings
-            tmp = sidecar.with_name(f".{sidecar.name}.{uuid.uuid4().hex[:8]}")
-            tmp.write_text(json.dumps(list(warnings)), encoding="utf-8")
-            os.replace(tmp, sidecar)
-        else:
-            sidecar.unlink(missing_ok=True)
+        # Sidecars before the movie: a reader that finds the movie finds its warnings and facts.
+        _write_or_remove(self._warnings_path(target), list(warnings) if warnings else None)
+        _write_or_remove(self._facts_path(target), facts)
         tmp = target.with_name(f".{key}.{uuid.uuid4().hex[:8]}")
         os.replace(movie, tmp)
         os.replace(tmp, target)
@@ -93,8 +113,18 @@ class RenderCache:
                 continue
             path.unlink(missing_ok=True)
             self._warnings_path(path).unlink(missing_ok=True)
+            self._facts_path(path).unlink(missing_ok=True)
             freed += size
         return freed
+
+
+def _write_or_remove(sidecar: Path, content: list | dict | None) -> None:
+    if content is None:
+        sidecar.unlink(missing_ok=True)
+        return
+    tmp = sidecar.with_name(f".{sidecar.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps(content), encoding="utf-8")
+    os.replace(tmp, sidecar)
 
 
 def known_scenes(job) -> list[tuple[str, str]] | None:

@@ -12,8 +12,10 @@ import json
 import os
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from videojob.pipeline.narration.speech import Speech, read_wav
+if TYPE_CHECKING:  # numpy loads when a narration is read, not with the pipeline's state
+    from videojob.pipeline.narration.speech import Speech
 
 # Bump when the audio layout changes (lead-in, pauses, sample format): old entries stop matching.
 FORMAT = 1
@@ -33,6 +35,8 @@ class NarrationCache:
 
     def get(self, key: str) -> Speech | None:
         """The cached speech (characters 0: nothing was synthesized), or None."""
+        from videojob.pipeline.narration.speech import Speech, read_wav
+
         meta = self.dir / f"{key}.json"
         try:
             spans = [tuple(s) for s in json.loads(meta.read_text())["spans"]]

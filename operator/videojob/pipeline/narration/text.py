@@ -9,8 +9,10 @@ from __future__ import annotations
 import textwrap
 import unicodedata
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import pysbd
+if TYPE_CHECKING:  # pysbd loads with the first sentence split, not with the state's models
+    import pysbd
 
 # Subtitle lines: ~42 characters is the common broadcast guideline (BBC, Netflix).
 CUE_LINE_CHARS = 42
@@ -18,6 +20,8 @@ CUE_LINE_CHARS = 42
 
 @lru_cache(maxsize=4)
 def _segmenter(language: str) -> pysbd.Segmenter:
+    import pysbd
+
     return pysbd.Segmenter(language=language, clean=False)
 
 
