@@ -125,7 +125,7 @@ class KubeJobRun(RunHandle):
         if event_type == "DELETED":
             self._job_gone = True
         else:
-            self._job = job_state(body)
+            self._job = body
         self._wake.set()
 
     def pod_changed(self, event_type: str | None, body: dict[str, Any]) -> None:
@@ -242,7 +242,7 @@ class KubeJobRun(RunHandle):
         if created:
             log.info("%s/%s: created Job %s", self.request.namespace, self.request.name, self.job_name)
         if self._job is None:
-            self._job = job_state(job)
+            self._job = job
         queued = QUEUE_LABEL in ((job.get("metadata") or {}).get("labels") or {})
         if created:
             self._applied_suspend = create_suspended
@@ -334,7 +334,7 @@ class KubeJobRun(RunHandle):
                     if job is None:
                         self._job_gone = True
                     else:
-                        self._job = job_state(job)
+                        self._job = job
 
     @property
     def _pod_check_interval(self) -> float:
@@ -434,10 +434,3 @@ class KubeJobRun(RunHandle):
         raw = self.request.job.model_dump(by_alias=True, exclude_none=True, mode="json")
         raw["metadata"].update(namespace=self.request.namespace, uid=self.request.uid, generation=self.content_generation)
         return raw
-
-
-def job_state(job: dict[str, Any]) -> dict[str, Any]:
-    """What supervision reads of its Job (`job_outcome`, the pod start checks): its status and
-    spec.suspend. A run keeps its Job for as long as it lives, and the rest (the pod template)
-    is most of a Job's size: a thousand suspended VideoJobs would hold megabytes of it."""
-    return {"spec": {"suspend": (job.get("spec") or {}).get("suspend")}, "status": job.get("status") or {}}
