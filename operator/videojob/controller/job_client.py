@@ -7,7 +7,6 @@ answer here, not an error.
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import json
 from typing import Any
@@ -16,7 +15,7 @@ import kubernetes
 from kubernetes.client.rest import ApiException
 
 from videojob.api.models import API_GROUP, KIND
-from videojob.controller.kube import MERGE_PATCH
+from videojob.controller.kube import MERGE_PATCH, api_call
 
 # Pods carry their Job's name in these labels (the second since Kubernetes 1.27).
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
@@ -40,20 +39,20 @@ class JobsClient:
         """(job, created): an existing Job of the same name is returned as it is (idempotent
         after an operator restart)."""
         try:
-            job = await asyncio.to_thread(self.batch.create_namespaced_job, namespace, body)
+            job = await api_call(self.batch.create_namespaced_job, namespace, body)
             return self._dict(job), True
         except ApiException as exc:
             if exc.status != 409:
                 raise
         existing = await self.read_job(namespace, body["metadata"]["name"])
         if existing is None:  # deleted in between: try once more
-            job = await asyncio.to_thread(self.batch.create_namespaced_job, namespace, body)
+            job = await api_call(self.batch.create_namespaced_job, namespace, body)
             return self._dict(job), True
         return existing, False
 
     async def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return self._dict(await asyncio.to_thread(self.batch.read_namespaced_job, name, namespace))
+            return self._dict(await api_call(self.batch.read_namespaced_job, name, namespace))
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -61,7 +60,7 @@ class JobsClient:
 
     async def set_suspend(self, namespace: str, name: str, suspend: bool) -> None:
         try:
-            await asyncio.to_thread(
+            await api_call(
                 self.batch.patch_namespaced_job, name, namespace, {"spec": {"suspend": suspend}},
                 _content_type=MERGE_PATCH,
             )
@@ -75,7 +74,7 @@ class JobsClient:
         Workload yet; None when the cluster serves no Workloads (Kueue is not installed)."""
         custom = kubernetes.client.CustomObjectsApi(self.api_client)
         try:
-            found = await asyncio.to_thread(
+            found = await api_call(
                 custom.list_namespaced_custom_object, KUEUE_GROUP, KUEUE_VERSION, namespace, WORKLOADS,
                 label_selector=f"{KUEUE_JOB_UID}={job_uid}",
             )
@@ -86,7 +85,7 @@ class JobsClient:
         names = [(w.get("metadata") or {}).get("name") for w in found.get("items") or []]
         for name in names:
             try:
-                await asyncio.to_thread(
+                await api_call(
                     custom.patch_namespaced_custom_object, KUEUE_GROUP, KUEUE_VERSION, namespace, WORKLOADS, name,
                     {"spec": {"active": active}}, _content_type=MERGE_PATCH,
                 )
@@ -98,7 +97,7 @@ class JobsClient:
     async def delete_job(self, namespace: str, name: str) -> bool:
         """Delete a Job and (in the background) its pods. False if it was already gone."""
         try:
-            await asyncio.to_thread(
+            await api_call(
                 self.batch.delete_namespaced_job, name, namespace, propagation_policy="Background"
             )
             return True
@@ -109,7 +108,7 @@ class JobsClient:
 
     async def job_pods(self, namespace: str, name: str) -> list[dict[str, Any]]:
         selector = f"{JOB_NAME_LABELS[0]}={name}"
-        found = await asyncio.to_thread(self.core.list_namespaced_pod, namespace, label_selector=selector)
+        found = await api_call(self.core.list_namespaced_pod, namespace, label_selector=selector)
         pods = self._dict(found).get("items") or []
         # Filter here too: the selector is the server's job, but not every server honours it.
         return [p for p in pods if pod_job_name(p) == name]
@@ -121,10 +120,10 @@ class JobsClient:
         if namespaces and len(literal) == len(namespaces):
             found = []
             for ns in dict.fromkeys(literal):
-                jobs = await asyncio.to_thread(self.batch.list_namespaced_job, ns, label_selector=selector)
+                jobs = await api_call(self.batch.list_namespaced_job, ns, label_selector=selector)
                 found += self._dict(jobs).get("items") or []
             return found
-        jobs = self._dict(await asyncio.to_thread(self.batch.list_job_for_all_namespaces, label_selector=selector))
+        jobs = self._dict(await api_call(self.batch.list_job_for_all_namespaces, label_selector=selector))
         items = jobs.get("items") or []
         if not namespaces:
             return items
@@ -135,7 +134,7 @@ class JobsClient:
         """The Job controller's FailedCreate Events in `namespace`, by Job name, oldest first: one
         list for every Job of the namespace (the server filters by kind and reason)."""
         selector = "involvedObject.kind=Job,reason=FailedCreate"
-        found = await asyncio.to_thread(self.core.list_namespaced_event, namespace, field_selector=selector)
+        found = await api_call(self.core.list_namespaced_event, namespace, field_selector=selector)
         by_job: dict[str, list[dict[str, Any]]] = {}
         for event in self._dict(found).get("items") or []:
             about = event.get("involvedObject") or {}

@@ -25,7 +25,7 @@ import kubernetes
 from kubernetes.client.rest import ApiException
 
 from videojob.config import Settings
-from videojob.controller.kube import MERGE_PATCH
+from videojob.controller.kube import MERGE_PATCH, api_call
 from videojob.controller.worker_identity import MANAGED_LABELS, manages_worker_identity, worker_identity
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class WorkerIdentityKeeper:
         """One API call on a worker identity object; a read of a missing object is None."""
         call = self._calls(kind)[action]
         try:
-            result = await asyncio.to_thread(call, *args)
+            result = await api_call(call, *args)
         except ApiException as exc:
             if exc.status == 404 and action == "read":
                 return None

@@ -24,6 +24,16 @@ from videojob.api.models import API_GROUP, API_VERSION, PLURAL
 log = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
+# kube-apiserver ends a request after 60 s (its --request-timeout); a connection silent for
+# longer is dead (a partition, a vanished load balancer). Without a timeout the worker thread
+# would wait for ever and, once every thread of the pool hangs so, the whole operator stops.
+REQUEST_TIMEOUT = (10.0, 70.0)  # seconds: connect, read
+
+
+async def api_call(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking Kubernetes client call in a worker thread, bounded by REQUEST_TIMEOUT."""
+    kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+    return await asyncio.to_thread(call, *args, **kwargs)
 
 
 def plain(value: Any) -> Any:
@@ -84,7 +94,7 @@ class KubeClient:
     def check_crd(self) -> None:
         """Raise CRDMissing unless the API server serves videojobs.videogen.io/v1alpha1."""
         try:
-            found = self.custom.get_api_resources(API_GROUP, API_VERSION)
+            found = self.custom.get_api_resources(API_GROUP, API_VERSION, _request_timeout=REQUEST_TIMEOUT)
         except ApiException as exc:
             if exc.status == 404:
                 found = None
@@ -119,7 +129,7 @@ class KubeClient:
             else self.custom.patch_namespaced_custom_object
         )
         try:
-            return await asyncio.to_thread(
+            return await api_call(
                 call, API_GROUP, API_VERSION, namespace, PLURAL, name, body, _content_type=MERGE_PATCH
             )
         except ApiException as exc:
@@ -130,7 +140,7 @@ class KubeClient:
     async def read_videojob(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The VideoJob as stored (status included); None when it is gone."""
         try:
-            return await asyncio.to_thread(
+            return await api_call(
                 self.custom.get_namespaced_custom_object, API_GROUP, API_VERSION, namespace, PLURAL, name
             )
         except ApiException as exc:
@@ -139,4 +149,4 @@ class KubeClient:
             raise
 
     async def create_event(self, namespace: str, event: dict[str, Any]) -> None:
-        await asyncio.to_thread(self.core.create_namespaced_event, namespace, event)
+        await api_call(self.core.create_namespaced_event, namespace, event)

@@ -29,7 +29,7 @@ import aiohttp.web
 import kubernetes
 from kubernetes.client.rest import ApiException
 
-from videojob.controller.kube import MERGE_PATCH
+from videojob.controller.kube import MERGE_PATCH, api_call
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class LeaseElector:
 
     async def _read(self) -> dict[str, Any] | None:
         try:
-            lease = await asyncio.to_thread(self.api.read_namespaced_lease, self.name, self.namespace)
+            lease = await api_call(self.api.read_namespaced_lease, self.name, self.namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -125,7 +125,7 @@ class LeaseElector:
         if lease is None:
             body = {"metadata": {"name": self.name, "namespace": self.namespace}, "spec": {**spec, "leaseTransitions": 0}}
             try:
-                await asyncio.to_thread(self.api.create_namespaced_lease, self.namespace, body)
+                await api_call(self.api.create_namespaced_lease, self.namespace, body)
                 return True
             except ApiException as exc:
                 if exc.status == 409:  # another candidate created it first
@@ -157,7 +157,7 @@ class LeaseElector:
         """Write `spec` only if the Lease is still as we read it; False if someone wrote first."""
         body = {"metadata": {"resourceVersion": self._rv}, "spec": spec}
         try:
-            await asyncio.to_thread(
+            await api_call(
                 self.api.patch_namespaced_lease, self.name, self.namespace, body, _content_type=MERGE_PATCH
             )
         except ApiException as exc:

@@ -12,12 +12,12 @@ operator never reads a Secret (tests/deploy/test_rbac.py derives the chart's rig
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from typing import Any
 
 from videojob import policy
+from videojob.controller.kube import api_call
 
 # Ask for metadata only (the API server then sends no Secret data at all), JSON as a fallback.
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
@@ -34,7 +34,7 @@ async def list_secrets(core: Any, namespace: str, name: str, *, labelled: bool) 
     if labelled:
         query.insert(0, ("labelSelector", policy.CREDENTIALS_LABEL_SELECTOR))
     # Through call_api: the generated list method would replace our Accept header with its own.
-    response = await asyncio.to_thread(
+    response = await api_call(
         core.api_client.call_api, "/api/v1/namespaces/{namespace}/secrets", "GET",
         path_params={"namespace": namespace}, query_params=query,
         header_params={"Accept": "application/json" if labelled else METADATA_ONLY},

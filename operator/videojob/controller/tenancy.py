@@ -25,13 +25,14 @@ from kubernetes.client.rest import ApiException
 
 from videojob import policy
 from videojob.api.models import VideoJob
+from videojob.controller.kube import api_call
 
 log = logging.getLogger(__name__)
 
 async def namespace_annotations(core: Any, namespace: str) -> dict[str, str]:
     """The Namespace's annotations; empty when it cannot be read (then nothing is granted)."""
     try:
-        ns = await asyncio.to_thread(core.read_namespace, namespace)
+        ns = await api_call(core.read_namespace, namespace)
     except ApiException as exc:
         log.warning("cannot read Namespace %s (HTTP %s); it is granted no other project", namespace, exc.status)
         return {}
