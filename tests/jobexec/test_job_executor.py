@@ -135,16 +135,16 @@ def test_deadline_exceeded_is_not_retried(operator, kube, jobs):
     assert jobs.names() == ["slow-g1-a1"]
 
 
-def test_suspend_maps_onto_the_job(operator, kube, jobs):
+def test_a_videojob_created_suspended_gets_its_job_when_resumed(operator, kube, jobs, apiserver):
     operator(**JOB_MODE)
     create(kube, "paused", spec(suspend=True))
-    assert jobs.wait_for("paused-g1-a1")["spec"]["suspend"] is True
     status = kube.wait_phase("paused", "Suspended")["status"]
     assert condition(status, "Suspended")["status"] == "True"
+    assert "no Job is created until it is resumed" in status["message"]
+    assert jobs.names() == []  # nothing in etcd, in the operator's watch, or in a Kueue queue
 
     kube.patch_spec("paused", {"suspend": False})
-    kube.wait("paused", lambda o: o["status"].get("phase") == "Pending" and o["status"].get("observedGeneration") == 2)
-    assert jobs.get("paused-g1-a1")["spec"]["suspend"] is False
+    assert jobs.wait_for("paused-g1-a1")["spec"]["suspend"] is False
     assert jobs.names() == ["paused-g1-a1"]  # the same run: no new Job, no new generation of Jobs
 
 

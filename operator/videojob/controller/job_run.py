@@ -224,7 +224,7 @@ class KubeJobRun(RunHandle):
             waiting = place is not None and not place.done()
             await self.mirror.queued(self.slot.waiting_message if waiting else f"starting Job {self.job_name}")
             self._needs_queued_write = False
-        if self.suspended and self._queued and await self.jobs.read_job(self.request.namespace, self.job_name or "") is None:
+        if self.suspended and await self.jobs.read_job(self.request.namespace, self.job_name or "") is None:
             await self._hold_until_resumed()
             place = None if self.slot.held else self.slot.enqueue()
         if place is not None:
@@ -371,9 +371,11 @@ class KubeJobRun(RunHandle):
         return "failed", reason, f"{message} (for more than {timeout}s, VIDEOJOB_JOB_POD_START_TIMEOUT_SECONDS)"
 
     async def _hold_until_resumed(self) -> None:
-        """A suspended VideoJob in a Kueue queue gets its Job when it is resumed."""
+        """A VideoJob suspended before its Job exists gets it when it is resumed: a suspended
+        Job would hold nothing but an object in etcd, a watched body in the operator and, under
+        Kueue, a place in the queue."""
         if self.mirror.status.get("phase") != "Suspended":
-            await self.mirror.suspended(SUSPENDED_MESSAGE + " (no Job is queued until it is resumed)")
+            await self.mirror.suspended("spec.suspend is true; no Job is created until it is resumed")
         while self.suspended:
             self._wake.clear()
             await self._wake.wait()
@@ -417,11 +419,6 @@ class KubeJobRun(RunHandle):
         return True
 
     # ---------------------------------------------------------------------------- helpers
-
-    @property
-    def _queued(self) -> bool:
-        """The VideoJob names a Kueue queue (its Jobs carry the label)."""
-        return QUEUE_LABEL in (getattr(self.request.job.metadata, "labels", None) or {})  # an extra field
 
     def _use_job(self, name: str) -> None:
         self.executor.forget_job(self)
