@@ -208,7 +208,23 @@ class KubeAPIServer(rv.VersionedWatches, kmock.KubernetesEmulator):
                 return await self._delete(request)
             if request.action in (enums.action.FETCH, enums.action.LIST) and request.resource.plural is None and request.namespace:
                 return await self._get_namespace(request.namespace)
+            # Reads are served here too: KMock's dispatch matches every request against its
+            # reactions by re-filtering every request ever served (O(requests) each, so a
+            # 1,000-object benchmark took quadratic time). No test adds reactions of its own.
+            if request.action == enums.action.FETCH and request.name and request.subresource is None:
+                return await self._fetch(request)
+            if request.action == enums.action.LIST and request.resource.plural:
+                return aiohttp.web.json_response(await self._serve_list(request))
         return await super()._handle(request)
+
+    async def _fetch(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        info = self._info(request.resource)
+        namespace = request.namespace if info is None or info.namespaced is not False else None
+        async with self._lock:
+            key = (request.resource, namespace, request.name)
+            if key not in self.objects or self.objects[key].deleted:
+                raise _error(404, "NotFound", f"{request.resource.plural} {request.name!r} not found")
+            return aiohttp.web.json_response(self.objects[key].raw)
 
     async def _get_namespace(self, name: str) -> aiohttp.web.StreamResponse:
         # KMock parses GET /api/v1/namespaces/NAME as "namespace NAME, no resource".
