@@ -67,6 +67,10 @@ class Controller:
             if run is not None:
                 run.observe(generation, suspend)
                 await self._remember_content_generation(raw, run.content_generation)
+                if run.task is None and not suspend:
+                    # Not a run but what an executor keeps while a VideoJob waits (Job mode:
+                    # suspended before its Job existed): resumed, its run starts from this body.
+                    await self._start(raw, restarting=True)
                 return
             status = raw.get("status") or {}
             if decisions.is_terminal(status.get("phase")):
@@ -165,6 +169,9 @@ class Controller:
         wanted = None if content_generation == generation else str(content_generation)
         if annotations.get(decisions.CONTENT_GENERATION) != wanted:
             await self.kube.patch_metadata(meta["namespace"], meta["name"], {"annotations": {decisions.CONTENT_GENERATION: wanted}})
+            meta["annotations"] = {**annotations, decisions.CONTENT_GENERATION: wanted}
+            if wanted is None:
+                meta["annotations"].pop(decisions.CONTENT_GENERATION)
 
 
 class _QuietObserver(logging.Filter):

@@ -20,13 +20,14 @@ operator finds them again by their names).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any
 
 from kubernetes.client.rest import ApiException
 
-from videojob.controller.executor import RunEnvironment, RunRegistry, RunRequest
+from videojob.controller.executor import RunEnvironment, RunHandle, RunRegistry, RunRequest
 from videojob.controller.job_client import JobsClient, api_message, owner_uid, pod_job_name
 from videojob.controller.job_identity import WorkerIdentityKeeper
 from videojob.controller.job_run import API_RETRY_MIN, KubeJobRun
@@ -40,7 +41,39 @@ MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 JobKey = tuple[str, str]  # (namespace, Job name)
 
 
-class JobExecutor(RunRegistry[KubeJobRun]):
+class SuspendedRun(RunHandle):
+    """What the executor keeps for a VideoJob suspended before its Job exists, once its status
+    says so: which VideoJob, and which content generation it will produce. No task, status
+    writer or parsed spec: a cluster may hold thousands of VideoJobs suspended (queued by a
+    batch system, or paused by hand), and each would otherwise keep a whole run alive.
+
+    `task` stays None (the run was not started): the handler that resumes the VideoJob
+    (`Controller.spec_changed`) starts its run from the VideoJob's body, and `submit` goes on
+    with the same content generation (`KubeJobRun(resumed=True)`)."""
+
+    def __init__(self, run: KubeJobRun):
+        request = run.request
+        self.namespace, self.name, self.uid = request.namespace, request.name, request.uid
+        self.generation = run.generation
+        self.suspended = True
+        self._content_generation = run.content_generation
+
+    @property
+    def content_generation(self) -> int:
+        return self._content_generation
+
+    def start(self) -> asyncio.Task:
+        raise RuntimeError("a suspended VideoJob's run starts from its body (JobExecutor.submit)")
+
+    def observe(self, generation: int, suspend: bool) -> None:
+        self.generation = generation
+        self.suspended = suspend
+
+    async def cancel(self, *, delete_job: bool = True) -> None:
+        """Nothing runs and no Job exists (any Job found since is deleted by `JobExecutor.cancel`)."""
+
+
+class JobExecutor(RunRegistry["KubeJobRun | SuspendedRun"]):
     """Runs VideoJob generations as Kubernetes Jobs; the same interface as `InlineExecutor`."""
 
     def __init__(self, env: RunEnvironment, jobs: JobsClient | None = None, *, api_retry_min: float = API_RETRY_MIN,
@@ -86,6 +119,38 @@ class JobExecutor(RunRegistry[KubeJobRun]):
 
     def new_run(self, request: RunRequest) -> KubeJobRun:
         return KubeJobRun(request, self.env, self)
+
+    async def submit(self, request: RunRequest) -> RunHandle:
+        """As `RunRegistry.submit`; a `SuspendedRun` of the same content generation that is
+        resumed becomes a run again (any other request replaces it)."""
+        waiting = self.runs.get(request.uid)
+        if isinstance(waiting, SuspendedRun):
+            same = waiting.content_generation == request.content_generation
+            if same and request.job.spec.suspend:
+                waiting.observe(request.generation, True)
+                return waiting
+            del self.runs[request.uid]
+            if same:
+                run = KubeJobRun(request, self.env, self, resumed=True)
+                self.runs[request.uid] = run
+                run.start().add_done_callback(functools.partial(self._forget, request.uid, run))
+                return run
+        return await super().submit(request)
+
+    def hold(self, run: KubeJobRun) -> bool:
+        """`run` (suspended, no Job) hands over to a `SuspendedRun`; False if it is not the
+        VideoJob's live run any more."""
+        uid = run.request.uid
+        if self.runs.get(uid) is not run:
+            return False
+        self.forget_job(run)
+        owned = self._owned.get(uid)
+        if owned is not None:
+            owned.discard((run.request.namespace, run.job_name or ""))  # it has no Job (the watch adds any)
+            if not owned:
+                del self._owned[uid]
+        self.runs[uid] = SuspendedRun(run)
+        return True
 
     async def cancel(self, uid: str) -> bool:
         """The VideoJob is being deleted: stop supervising and delete all its Jobs."""

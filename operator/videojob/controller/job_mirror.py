@@ -63,6 +63,15 @@ class JobStatusMirror:
         """The first write of a generation: observedGeneration, Reconciling=True, Queued."""
         await self._write(lambda t: t.queued(message), base=self.status, fresh=True)
 
+    async def created_suspended(self, message: str) -> None:
+        """The first write of a generation that is suspended before it has a Job: Suspended at
+        once (one PATCH, one Event), not Queued and then Suspended."""
+        def change(tracker: StatusTracker) -> None:
+            tracker.queued(message)
+            tracker.suspended(message)
+
+        await self._write(change, base=self.status, fresh=True)
+
     async def suspended(self, message: str) -> None:
         await self._write(lambda t: t.suspended(message))
 
@@ -89,6 +98,11 @@ class JobStatusMirror:
     async def unreported(self, reason: str, message: str) -> None:
         """The Warning Event for a failure the worker could not report (its pod died first)."""
         await self.events.post(self.ref, JobEvent(WARNING, reason, message))
+
+    @property
+    def settled(self) -> bool:
+        """Everything written has landed (no write is waiting for a retry)."""
+        return not self.reporter.writer.pending
 
     async def close(self) -> None:
         await self.reporter.close(flush=False)

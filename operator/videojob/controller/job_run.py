@@ -53,6 +53,8 @@ POD_CHECK_INTERVAL = 10.0
 # Failures a Job's pod states itself; anything else is read from the pods once more.
 POD_REASONS = ("OOMKilled", "Evicted", "ImagePullError")
 SUSPENDED_MESSAGE = "spec.suspend is true; the Job is suspended"
+HELD_MESSAGE = "spec.suspend is true; no Job is created until it is resumed"
+RESUMED_MESSAGE = "resumed; waiting for the worker Job"
 WORKLOAD_RETRY = 1.0  # Kueue has not made the Job's Workload yet: look again this soon
 NAME_TAKEN = "JobNameTaken"
 
@@ -60,7 +62,8 @@ NAME_TAKEN = "JobNameTaken"
 class KubeJobRun(RunHandle):
     """One content generation of one VideoJob, executed as Jobs (one per attempt)."""
 
-    def __init__(self, request: RunRequest, env: RunEnvironment, executor: "JobExecutor"):
+    def __init__(self, request: RunRequest, env: RunEnvironment, executor: "JobExecutor", *, resumed: bool = False):
+        """`resumed`: the run goes on from a `SuspendedRun` (suspended before its Job existed)."""
         self.request = request
         self.env = env
         self.executor = executor
@@ -99,6 +102,7 @@ class KubeJobRun(RunHandle):
         if restarting:
             self.attempt = int(self.mirror.status["attempt"])
         self._needs_queued_write = not restarting
+        self._resumed = resumed
         self._submitted = time.monotonic()
         self.task: asyncio.Task | None = None
 
@@ -220,13 +224,21 @@ class KubeJobRun(RunHandle):
         if self.executor.claim_slot(self.request.namespace, self.job_name or ""):
             self.slot.take_over()  # its Job was running when this operator started
         place = None if self.suspended or self.slot.held else self.slot.enqueue()
+        no_job = self.suspended and await self.jobs.read_job(self.request.namespace, self.job_name or "") is None
         if self._needs_queued_write:
             waiting = place is not None and not place.done()
-            await self.mirror.queued(self.slot.waiting_message if waiting else f"starting Job {self.job_name}")
+            if no_job:
+                await self.mirror.created_suspended(HELD_MESSAGE)
+            else:
+                await self.mirror.queued(self.slot.waiting_message if waiting else f"starting Job {self.job_name}")
             self._needs_queued_write = False
-        if self.suspended and await self.jobs.read_job(self.request.namespace, self.job_name or "") is None:
-            await self._hold_until_resumed()
+        if no_job:
+            if await self._hold_until_resumed():
+                return False  # the executor keeps a `SuspendedRun` for it instead of this run
             place = None if self.slot.held else self.slot.enqueue()
+        elif self._resumed:
+            await self.mirror.waiting_for_pod(RESUMED_MESSAGE)
+        self._resumed = False
         if place is not None:
             await self.slot.wait(place, lambda: self.suspended, self._wake)
         await self.executor.identity.ensure(self.request.namespace)
@@ -370,16 +382,22 @@ class KubeJobRun(RunHandle):
         await self.jobs.delete_job(ns, name)  # it would wait for its pod for ever
         return "failed", reason, f"{message} (for more than {timeout}s, VIDEOJOB_JOB_POD_START_TIMEOUT_SECONDS)"
 
-    async def _hold_until_resumed(self) -> None:
+    async def _hold_until_resumed(self) -> bool:
         """A VideoJob suspended before its Job exists gets it when it is resumed: a suspended
         Job would hold nothing but an object in etcd, a watched body in the operator and, under
-        Kueue, a place in the queue."""
+        Kueue, a place in the queue. Nor does it keep this run: once its status says Suspended,
+        the executor keeps a small `SuspendedRun` instead, and the handler that resumes the
+        VideoJob starts a new run (True: handed over). Only while that status write waits for
+        a retry (the API server refused it) does this run wait here itself."""
         if self.mirror.status.get("phase") != "Suspended":
-            await self.mirror.suspended("spec.suspend is true; no Job is created until it is resumed")
+            await self.mirror.suspended(HELD_MESSAGE)
+        if self.suspended and self.mirror.settled and not self.slot.held and self.executor.hold(self):
+            return True
         while self.suspended:
             self._wake.clear()
             await self._wake.wait()
-        await self.mirror.waiting_for_pod("resumed; waiting for the worker Job")
+        await self.mirror.waiting_for_pod(RESUMED_MESSAGE)
+        return False
 
     async def _apply_suspend(self) -> None:
         suspend = self.suspended

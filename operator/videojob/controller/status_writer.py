@@ -96,6 +96,11 @@ class StatusWriter:
     def stopped(self) -> bool:
         return self.gone or self.yielded
 
+    @property
+    def pending(self) -> bool:
+        """A write is still due (throttled, or to be retried after a failed PATCH)."""
+        return self._due is not None and not self.stopped
+
     def update(self, *, important: bool = False) -> None:
         """The status changed; write it soon (important) or within the throttle interval."""
         if self.stopped:
