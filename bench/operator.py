@@ -15,8 +15,8 @@ VideoJobs with a 1-second `spec.code` scene and prints:
 - PATCH requests per job (to /status, and in total, which includes Kopf's finalizer/annotations);
 - operator RSS with `--jobs` and with `--live` live VideoJobs (the extra ones are created with
   `suspend: true`, so they are live objects the operator tracks but do not render), and that
-  RSS as a multiple of the minimal operator's. Job mode gets only the suspended ones (each with
-  its suspended Job): nobody here plays its workers (`bench/job_executor.py` does).
+  RSS as a multiple of the minimal operator's. Job mode gets only the suspended ones (which get
+  no Job until resumed): nobody here plays its workers (`bench/job_executor.py` does).
 
 By default every job has the same code, so after the first one the scene comes from the render
 cache: that measures the operator, not Manim. `--distinct` gives each job its own code (real
@@ -212,6 +212,9 @@ def run_one(label: str, command: list[str], env: dict[str, str], args: argparse.
             deadline = time.monotonic() + args.timeout
             while sum(1 for n in extra if watch.first(n, "Suspended", "Succeeded")) < len(extra) and time.monotonic() < deadline:
                 time.sleep(0.5)
+            settled = sum(1 for n in extra if watch.first(n, "Suspended", "Succeeded"))
+            if settled < len(extra):  # the RSS below is then not at --live settled VideoJobs: say so
+                print(f"{label}: only {settled}/{len(extra)} suspended VideoJobs settled within --timeout", file=sys.stderr)
             time.sleep(2)
             rss_live = rss_mb(proc.pid)
         finally:
@@ -364,7 +367,7 @@ def main() -> None:
         ))
     if "job" in args.only:
         # Job mode: nobody here plays the worker, so no VideoJob runs to the end (bench/job_executor.py
-        # does that); the operator supervises --live suspended VideoJobs, each with its suspended Job.
+        # does that); the operator keeps --live suspended VideoJobs (no Job until resumed).
         results.append(run_one(
             "videojob operator (Job mode)",
             [sys.executable, "-m", "videojob.cli.main", "operator", "-A", "--metrics-port", "0", "--liveness-port", "0"],
