@@ -9,7 +9,8 @@ VideoJob's status itself. Where things live:
 - `job_mirror.JobStatusMirror`: the status the operator writes when the worker cannot;
 - `job_client.JobsClient`: the Kubernetes calls on Jobs and pods;
 - this module: the `Executor` (one run per VideoJob) and the watches on the operator's Jobs and
-  their pods, which feed the runs.
+  their pods, which feed the runs; and `SuspendedRun`, all it keeps of a VideoJob suspended
+  before its Job exists (a record, not a run, until it is resumed).
 
 Permanent failures (the worker reported Failed with Stalled=True, or AwaitingInput) are not
 retried; neither are DeadlineExceeded and ImagePullError. A spec edit or the VideoJob's deletion
