@@ -41,20 +41,21 @@ class RunSlot:
     async def wait(self, place: asyncio.Future, suspended: Callable[[], bool], wake: asyncio.Event) -> bool:
         """Until `place` is granted (True), or `suspended()` turns true (False: the place is
         given up); `wake` is set whenever that may have changed."""
+        # The grant sets `wake` too, so a run in line waits on one Event (no second task each).
+        granted = lambda _place: wake.set()  # noqa: E731
+        place.add_done_callback(granted)
         try:
             while not place.done():
                 if suspended():
                     self.slots.withdraw(place, self.namespace)
                     return False
                 wake.clear()
-                woken = asyncio.ensure_future(wake.wait())
-                try:
-                    await asyncio.wait({place, woken}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    woken.cancel()
+                await wake.wait()
         except BaseException:  # cancelled while in line: a slot granted meanwhile is passed on
             self.slots.withdraw(place, self.namespace)
             raise
+        finally:
+            place.remove_done_callback(granted)
         if place.cancelled():
             return False
         self.held = True
