@@ -75,6 +75,9 @@ class RunHandle(abc.ABC):
 
     request: RunRequest
     task: asyncio.Task | None = None
+    # A record kept while the VideoJob waits, not a run (Job mode's `SuspendedRun`): resumed, its
+    # run is started from the VideoJob's body by the handler (`Controller.spec_changed`).
+    resumes_from_body: bool = False
 
     @property
     def content_generation(self) -> int:

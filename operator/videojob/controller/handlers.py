@@ -67,7 +67,7 @@ class Controller:
             if run is not None:
                 run.observe(generation, suspend)
                 await self._remember_content_generation(raw, run.content_generation)
-                if run.task is None and not suspend:
+                if run.resumes_from_body and not suspend:
                     # Not a run but what an executor keeps while a VideoJob waits (Job mode:
                     # suspended before its Job existed): resumed, its run starts from this body.
                     await self._start(raw, restarting=True)

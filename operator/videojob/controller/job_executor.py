@@ -52,6 +52,8 @@ class SuspendedRun(RunHandle):
     (`Controller.spec_changed`) starts its run from the VideoJob's body, and `submit` goes on
     with the same content generation (`KubeJobRun(resumed=True)`)."""
 
+    resumes_from_body = True
+
     def __init__(self, run: KubeJobRun):
         request = run.request
         self.namespace, self.name, self.uid = request.namespace, request.name, request.uid
