@@ -17,9 +17,9 @@ the next free slots to one that started none until their usages meet, and from t
 alternate; nobody is starved, since a slot never stays free while someone may take it.
 
 Why grants and not slot-seconds: the grant is the decision being shared and its cost is known
-when it is made (a run's length is not; Kueue likewise charges a workload at admission), the
-usage of one namespace never changes while nothing is granted, so ties are exact and the order
-can be explained ("team-a started 12 runs in the last ten minutes, team-b 3"). A namespace whose
+when it is made (a run's length is not; Kueue likewise charges a workload at admission), a
+namespace's usage changes only when it is granted a slot or all usages are halved together, so
+ties are exact and the order can be explained ("team-a started 12 runs in the last ten minutes, team-b 3"). A namespace whose
 runs are long holds slots longer per grant; VIDEOJOB_MAX_CONCURRENT_PER_NAMESPACE bounds that,
 and the per-job caps bound a run's size. The decay is a step (halving at fixed boundaries, not a
 continuous exponential): usages stay sums of halved whole numbers, computed the same way for every
