@@ -198,3 +198,44 @@ def test_templates_give_back_the_value_with_the_new_version_and_refuse_a_stray_n
     }
     titled = {"stages": [{"message": "code for scene 1 ('What changed in version 2') ready"}]}
     assert replay.leftover(replay.template(titled, 2, uri), 2)  # such a run leaves no replay record
+
+
+def run_on_a_terminal(manifest: Path, out: Path) -> tuple[int, str, set[str]]:
+    """`videojob run` with stderr on a pseudo-terminal (so it draws its progress bar): exit
+    code, what the terminal showed (import lines aside), top-level packages imported."""
+    import pty
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-m", "videojob.cli.main", "run", str(manifest), "--output-dir", str(out)],
+        stdout=subprocess.DEVNULL, stderr=follower, stdin=subprocess.DEVNULL,
+    )
+    os.close(follower)
+    shown = b""
+    while True:  # read until the terminal closes (EIO once the process and its children are gone)
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    code = process.wait(timeout=600)
+    lines = shown.decode(errors="replace").replace("\r\n", "\n").split("\n")
+    imported = {line.split("|")[2].strip().split(".")[0] for line in lines
+                if line.startswith("import time:") and line.count("|") == 2}
+    return code, "\n".join(line for line in lines if not line.startswith("import time:")), imported
+
+
+def test_a_replay_on_a_terminal_draws_the_last_frame_of_the_bar(write_manifest, tmp_path):
+    manifest = write_manifest(videojob(storyboard(1)))
+    out = tmp_path / "out"
+    assert run_on_a_terminal(manifest, out)[0] == 0
+    code, cached, loaded = run_on_a_terminal(manifest, out)
+    assert code == 0 and "pydantic" in loaded
+    code, again, loaded = run_on_a_terminal(manifest, out)
+    assert code == 0 and loaded.isdisjoint(HEAVY - {"rich"}), loaded & HEAVY
+    last = cached.rsplit("\x1b[2K", 1)[-1]  # the bar as it was left: the final frame
+    assert "demo-video" in last and "Recording" in last and "100%" in last
+    assert again.rsplit("\x1b[2K", 1)[-1] == last

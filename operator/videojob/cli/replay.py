@@ -12,8 +12,8 @@ API models, the pipeline or the render service. Anything else (no record, a chan
 setting, a cache entry gone or altered) takes the full path, which validates the manifest and
 reports problems by field, and records again.
 
-Only plain runs are replayed: text logs, no progress bar, no metrics file; a local store (no AWS),
-no model, no narration, no Kubernetes uid. See `remember` for what a run must have been.
+Only plain runs are replayed: text logs, no metrics file; a local store (no AWS), no model, no
+narration, no Kubernetes uid (see `replayable_job`). A progress bar is drawn at its last frame.
 """
 
 from __future__ import annotations
@@ -25,19 +25,25 @@ import re
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-FORMAT = 1  # bump when a record's content or meaning changes: older records stop matching
+FORMAT = 2  # bump when a record's content or meaning changes: older records stop matching
 KEEP = 64  # replay records kept per output directory (most recently written)
 TIME_KEYS = frozenset({"startedAt", "finishedAt", "startTime", "completionTime", "lastHeartbeatTime",
                        "lastTransitionTime", "created_at"})
 
 
 def replayable_invocation(args) -> bool:
-    """Whether this invocation prints only what a replay can print (stage lines, the status)."""
-    return (getattr(args, "metrics_file", None) is None and getattr(args, "log_format", "text") == "text"
-            and (args.no_progress or not sys.stderr.isatty()))
+    """Whether this invocation prints only what a replay can print: stage lines or the progress
+    bar's last frame, the status."""
+    return getattr(args, "metrics_file", None) is None and getattr(args, "log_format", "text") == "text"
+
+
+def shows_progress(args) -> bool:
+    """Whether `videojob run` draws a progress bar (on a terminal, unless told not to)."""
+    return not args.no_progress and sys.stderr.isatty() and getattr(args, "log_format", "text") != "json"
 
 
 def fingerprint(args, manifest: bytes, output_dir: Path) -> str:
@@ -50,7 +56,8 @@ def fingerprint(args, manifest: bytes, output_dir: Path) -> str:
             digest.update(b"\0")
 
     feed(FORMAT, sys.version, sys.prefix, str(output_dir), manifest)
-    feed(args.quality, args.parallel, getattr(args, "sandbox", None), getattr(args, "log_format", "text"))
+    feed(args.quality, args.parallel, getattr(args, "sandbox", None), getattr(args, "log_format", "text"),
+         shows_progress(args))
     feed(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith(("VIDEOJOB_", "AWS_"))))
     feed(code_stamp(Path(__file__).resolve().parent.parent), installed_distributions())
     return digest.hexdigest()
@@ -114,17 +121,23 @@ class Replay:
         except (OSError, ValueError):
             return None
         try:
-            if not isinstance(record, dict) or record.get("format") != FORMAT or not self._inputs_intact(record):
+            if not well_formed(record) or not self._inputs_intact(record):
                 return None
         except (OSError, LookupError, TypeError, AttributeError):
             return None  # unreadable files or a damaged record: the full path decides
+        import yaml  # what the full path prints the status with, so the text is the same
+
+        if record["bar"]:
+            from videojob.cli.progress import ProgressDisplay
         published = self._publish(record)
         if published is None:
             return None
         number, uri, now = published
         sys.stderr.write(filled(record["stderr"], number, uri, now))
-        import yaml  # what the full path prints the status with, so the text is the same
-
+        if record["bar"]:
+            name, *frame = record["bar"]
+            with ProgressDisplay(name, live=False) as bar:
+                bar.show(*frame)
         status = filled(record["status"], number, uri, now)
         sys.stdout.write(yaml.safe_dump({"status": status}, sort_keys=False, allow_unicode=True))
         return 0
@@ -167,10 +180,13 @@ class Replay:
 
     # ---------------------------------------------------------------------------- remember
 
-    def observe(self, job, result, all_cached: bool) -> None:
+    def observe(self, job, result, all_cached: bool, frame: tuple[int, str, str] | None = None,
+                above_bar: bool = False) -> None:
         """The run this invocation made instead: `all_cached` when every scene was in the render
-        cache before it started."""
-        self.finished = (job, result, all_cached)
+        cache before it started; `frame`: the progress bar's last (percent, stage, detail);
+        `above_bar`: something was printed above the bar (a replay would not print it)."""
+        self.finished = (job, result, all_cached and not above_bar)
+        self.frame = frame
 
     def remember(self, stdout: str, stderr: str) -> bool:
         """Keep a replay record of the observed run when a replay would give exactly its result
@@ -214,6 +230,7 @@ class Replay:
             "record": record_t,
             "status": status_t,
             "stderr": stderr_t,
+            "bar": [job.metadata.name, *self.frame] if self.frame else None,
         })
         return True
 
@@ -259,6 +276,17 @@ class Transcript:
         return getattr(self.stream, name)
 
 
+@contextmanager
+def transcribed() -> Iterator[tuple[Transcript, Transcript]]:
+    """sys.stdout and sys.stderr kept in transcripts (and passed on) while the block runs."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = Transcript(out), Transcript(err)
+    try:
+        yield sys.stdout, sys.stderr
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
 def _sha256(path: Path) -> str | None:
     try:
         with open(path, "rb") as f:
@@ -270,6 +298,17 @@ def _sha256(path: Path) -> str | None:
 def _inside(rel: object) -> bool:
     """A relative path in a record that stays inside the output directory."""
     return isinstance(rel, str) and not os.path.isabs(rel) and ".." not in Path(rel).parts
+
+
+_FIELDS = {"format": int, "video_dir": str, "video_id": str, "video": str, "scene_videos": list, "scene_codes": list,
+           "combined_code": str, "plan": (dict, type(None)), "inputs": dict, "touch": list, "record": dict,
+           "status": dict, "stderr": (str, dict), "bar": (list, type(None))}
+
+
+def well_formed(record: Any) -> bool:
+    """A replay record of this format with every field (a damaged one is ignored, never half-used)."""
+    return (isinstance(record, dict) and record.get("format") == FORMAT
+            and all(isinstance(record.get(name), kind) for name, kind in _FIELDS.items()))
 
 
 def replayable_job(job, result) -> bool:

@@ -29,28 +29,26 @@ def run_command(args) -> int:
     output_dir = Path(args.output_dir).resolve()
     # An unchanged VideoJob whose last run took every scene from the render cache is replayed
     # without loading the pipeline (cli/replay.py); any other run records one when it can.
-    from videojob.cli.replay import Replay, Transcript
+    from videojob.cli.replay import Replay
 
     replay = Replay.of(args, output_dir)
     if replay is not None:
         code = replay.run()
         if code is not None:
             return code
-        return _recorded_run(args, output_dir, replay, Transcript)
+        return _recorded_run(args, output_dir, replay)
     return _sandboxed_run(args, output_dir)
 
 
-def _recorded_run(args, output_dir: Path, replay, transcript) -> int:
+def _recorded_run(args, output_dir: Path, replay) -> int:
     """The full run, with what it prints kept for a replay record."""
-    out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = transcript(out), transcript(err)
-    try:
+    from videojob.cli.replay import transcribed
+
+    with transcribed() as (out, err):
         code = _sandboxed_run(args, output_dir, replay)
-    finally:
-        printed, sys.stdout, sys.stderr = (sys.stdout, sys.stderr), out, err
     if code == EXIT_OK:
         try:
-            replay.remember(printed[0].text(), printed[1].text())
+            replay.remember(out.text(), err.text())
         except OSError as exc:  # a cache that cannot be written costs the next run its speed only
             _log().debug("no replay record: %s", exc)
     return code
@@ -116,9 +114,9 @@ def _validated_run(args, output_dir: Path, sandbox, replay=None) -> int:
     import asyncio  # after the sandboxes started: nothing the CLI imports delays them
 
     with job_context(job.metadata.namespace or "local", job.metadata.name, job.metadata.generation):
-        result = asyncio.run(_prefetch_and_run(job, settings, output_dir, args, sandbox))
+        result, frame, above_bar = asyncio.run(_prefetch_and_run(job, settings, output_dir, args, sandbox))
         if replay is not None:
-            replay.observe(job, result, all_cached=needed == 0)
+            replay.observe(job, result, needed == 0, frame, above_bar)
         return _report(job, result, args)
 
 
@@ -164,7 +162,9 @@ def _uncached_scenes(job, output_dir: Path, quality: str | None) -> int:
 
 
 async def _run(job, settings, output_dir: Path, args, sandbox):
-    """Run the pipeline with the progress display or stage lines; returns the RunResult."""
+    """Run the pipeline with the progress display or stage lines. Returns the RunResult, the
+    progress bar's last (percent, stage, detail) (None without a bar), and whether anything was
+    printed above the bar."""
     from videojob.run import run_videojob
 
     callbacks = []
@@ -174,17 +174,21 @@ async def _run(job, settings, output_dir: Path, args, sandbox):
 
         metrics = RunMetrics(namespace=job.metadata.namespace)
         callbacks.append(metrics.on_event)
+    from videojob.cli.replay import Transcript, shows_progress, transcribed
+
     json_logs = getattr(args, "log_format", "text") == "json"  # stderr holds JSON lines only
-    show = not args.no_progress and sys.stderr.isatty() and not json_logs
-    if show:
+    frame, above_bar = None, False
+    if shows_progress(args):
         from videojob.cli.progress import ProgressDisplay
 
-        display = ProgressDisplay(job.metadata.name)
+        # The bar draws on the terminal itself, not into a transcript of stderr (cli/replay.py).
+        display = ProgressDisplay(job.metadata.name, sys.stderr.stream if isinstance(sys.stderr, Transcript) else None)
         callbacks.append(display.on_event)
-        with display:
+        with display, transcribed() as above:  # what others print while the bar is up (rich puts it above)
             result = await run_videojob(
                 job, settings=settings, store_root=output_dir, quality=args.quality, callbacks=callbacks, sandbox=sandbox
             )
+        frame, above_bar = display.shown, bool(above[0].text() or above[1].text())
     else:
         def log_stage(event):
             if event.kind in ("stage_started", "stage_failed"):
@@ -203,7 +207,7 @@ async def _run(job, settings, output_dir: Path, args, sandbox):
     if metrics is not None:
         metrics.finish(result)
         metrics.write(args.metrics_file)
-    return result
+    return result, frame, above_bar
 
 
 def _report(job, result, args) -> int:
