@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from tests.pipeline.conftest import storyboard, videojob
-from tests.pipeline.test_startup import without_run_facts
-from videojob.cli import replay
+from tests.pipeline.test_startup import run_in_subprocess as run, without_run_facts
+from videojob.cli import fingerprint, replay
 from videojob.storage.local import LocalVersionStore
 from videojob.storage.records import VersionRecord
 
@@ -26,18 +26,6 @@ pytestmark = pytest.mark.render
 
 HEAVY = {"pydantic", "pydantic_core", "pydantic_settings", "langgraph", "langchain_core", "manim", "av", "numpy",
          "prometheus_client", "rich", "boto3"}
-
-
-def run(manifest: Path, out: Path, *extra: str, env: dict[str, str] | None = None):
-    """`videojob run` in its own interpreter: (process, top-level packages it imported)."""
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "videojob.cli.main", "run", str(manifest), "--output-dir", str(out),
-         "--no-progress", *extra], capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})},
-    )
-    imported = {line.split("|")[2].strip().split(".")[0] for line in done.stderr.splitlines()
-                if line.startswith("import time:") and line.count("|") == 2}
-    messages = "\n".join(line for line in done.stderr.splitlines() if not line.startswith("import time:"))
-    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout, messages), imported
 
 
 def replayed(loaded: set[str]) -> bool:
@@ -146,6 +134,24 @@ def test_a_run_that_printed_or_rendered_more_leaves_no_replay(write_manifest, ru
     assert len(list(records.glob("*.json"))) == 1
 
 
+def test_a_damaged_or_foreign_replay_record_is_ignored(write_manifest, run_cli, tmp_path):
+    manifest = write_manifest(videojob(storyboard(1)))
+    assert run_cli(manifest).code == 0 and run_cli(manifest).code == 0
+    [record] = (tmp_path / "out" / ".cache" / "runs").glob("*.json")
+    good = json.loads(record.read_text())
+
+    record.write_text(record.read_text()[:-10])  # cut short
+    again = run_cli(manifest)
+    assert again.code == 0 and again.status["version"] == 3
+    assert json.loads(record.read_text()) == good  # the full run wrote it again
+
+    record.write_text(json.dumps({**good, "video_dir": "tests/../../escape", "video_id": "../../escape"}))
+    again = run_cli(manifest)
+    assert again.code == 0 and again.status["version"] == 4
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "escape.mp4").exists()
+    assert json.loads(record.read_text()) == good
+
+
 # ----------------------------------------------------------------------- the fingerprint's parts
 
 
@@ -156,28 +162,28 @@ def args(**given) -> Namespace:
 
 def test_the_fingerprint_covers_manifest_options_settings_and_place(monkeypatch, tmp_path):
     monkeypatch.delenv("VIDEOJOB_LLM_MODEL", raising=False)
-    base = replay.fingerprint(args(), b"spec: 1\n", tmp_path)
-    assert replay.fingerprint(args(), b"spec: 1\n", tmp_path) == base
-    assert replay.fingerprint(args(), b"spec: 2\n", tmp_path) != base
-    assert replay.fingerprint(args(quality="high"), b"spec: 1\n", tmp_path) != base
-    assert replay.fingerprint(args(), b"spec: 1\n", tmp_path / "elsewhere") != base
+    base = fingerprint.fingerprint(args(), b"spec: 1\n", tmp_path)
+    assert fingerprint.fingerprint(args(), b"spec: 1\n", tmp_path) == base
+    assert fingerprint.fingerprint(args(), b"spec: 2\n", tmp_path) != base
+    assert fingerprint.fingerprint(args(quality="high"), b"spec: 1\n", tmp_path) != base
+    assert fingerprint.fingerprint(args(), b"spec: 1\n", tmp_path / "elsewhere") != base
     monkeypatch.setenv("VIDEOJOB_LLM_MODEL", "openai:gpt-4o-mini")
-    assert replay.fingerprint(args(), b"spec: 1\n", tmp_path) != base
+    assert fingerprint.fingerprint(args(), b"spec: 1\n", tmp_path) != base
     monkeypatch.delenv("VIDEOJOB_LLM_MODEL")
     monkeypatch.setenv("aws_region", "eu-west-1")  # AWS settings are read case-insensitively
-    assert replay.fingerprint(args(), b"spec: 1\n", tmp_path) != base
+    assert fingerprint.fingerprint(args(), b"spec: 1\n", tmp_path) != base
 
 
 def test_the_code_stamp_changes_with_any_edited_file(tmp_path):
     package = tmp_path / "videojob"
     shutil.copytree(Path(replay.__file__).parent, package / "cli")
     (package / "cli" / "__pycache__").mkdir(exist_ok=True)
-    stamp = replay.code_stamp(package)
+    stamp = fingerprint.code_stamp(package)
     (package / "cli" / "__pycache__" / "x.pyc").write_bytes(b"compiled")
-    assert replay.code_stamp(package) == stamp  # byte code is not code
+    assert fingerprint.code_stamp(package) == stamp  # byte code is not code
     edited = package / "cli" / "run.py"
     edited.write_text(edited.read_text() + "\n")
-    assert replay.code_stamp(package) != stamp
+    assert fingerprint.code_stamp(package) != stamp
 
 
 def test_templates_give_back_the_value_with_the_new_version_and_refuse_a_stray_number():

@@ -1,7 +1,7 @@
 """`videojob run` on an unchanged VideoJob: replay the last identical run instead of redoing it.
 
 Like make or ninja, a run whose scenes all came from the render cache leaves, beside the cache, a
-replay record keyed by a fingerprint of everything that decides its result (`fingerprint`): the
+replay record keyed by a fingerprint of everything that decides its result (cli/fingerprint.py): the
 manifest's bytes, the command-line options, every `VIDEOJOB_*` and `AWS_*` variable, the output
 directory, videojob's own files and the installed distributions (Manim and PyAV name the cache
 entries, PyYAML and pydantic write the status and record). The record holds what that run wrote
@@ -29,7 +29,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-FORMAT = 2  # bump when a record's content or meaning changes: older records stop matching
+from videojob.cli.fingerprint import FORMAT, fingerprint
+
 KEEP = 64  # replay records kept per output directory (most recently written)
 TIME_KEYS = frozenset({"startedAt", "finishedAt", "startTime", "completionTime", "lastHeartbeatTime",
                        "lastTransitionTime", "created_at"})
@@ -39,54 +40,6 @@ def replayable_invocation(args) -> bool:
     """Whether this invocation prints only what a replay can print: stage lines or the progress
     bar's last frame, the status."""
     return getattr(args, "metrics_file", None) is None and getattr(args, "log_format", "text") == "text"
-
-
-def shows_progress(args) -> bool:
-    """Whether `videojob run` draws a progress bar (on a terminal, unless told not to)."""
-    return not args.no_progress and sys.stderr.isatty() and getattr(args, "log_format", "text") != "json"
-
-
-def fingerprint(args, manifest: bytes, output_dir: Path) -> str:
-    """The digest of everything a cached run's result depends on (see the module docstring)."""
-    digest = hashlib.sha256()
-
-    def feed(*parts: object) -> None:
-        for part in parts:
-            digest.update(part if isinstance(part, bytes) else repr(part).encode())
-            digest.update(b"\0")
-
-    feed(FORMAT, sys.version, sys.prefix, str(output_dir), manifest)
-    feed(args.quality, args.parallel, getattr(args, "sandbox", None), getattr(args, "log_format", "text"),
-         shows_progress(args))
-    feed(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith(("VIDEOJOB_", "AWS_"))))
-    feed(code_stamp(Path(__file__).resolve().parent.parent), installed_distributions())
-    return digest.hexdigest()
-
-
-def code_stamp(package: Path) -> list[tuple[str, int, int]]:
-    """(path, size, mtime) of every file of the videojob package: an edited module changes it."""
-    stamp = []
-    for folder, dirs, names in os.walk(package):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(names):
-            st = os.stat(os.path.join(folder, name))
-            stamp.append((os.path.relpath(os.path.join(folder, name), package), st.st_size, st.st_mtime_ns))
-    return stamp
-
-
-def installed_distributions() -> list[str]:
-    """The `name-version.dist-info` entries of the site-packages on sys.path: an upgraded Manim,
-    PyAV, PyYAML or pydantic changes them. (Not the script's folder or the working directory,
-    which differ between `videojob` and `python -m videojob.cli.main`.)"""
-    found = []
-    for entry in sys.path:
-        if os.path.basename(entry) not in ("site-packages", "dist-packages"):
-            continue
-        try:
-            found += [n for n in os.listdir(entry) if n.endswith((".dist-info", ".egg-info"))]
-        except OSError:
-            continue
-    return sorted(found)
 
 
 class Replay:
@@ -176,6 +129,9 @@ class Replay:
         except (OSError, LookupError, TypeError):
             shutil.rmtree(partial, ignore_errors=True)  # the full path writes it again, or says why not
             return None
+        except BaseException:  # interrupted: no reservation left behind
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
         return number, uri, now
 
     # ---------------------------------------------------------------------------- remember
@@ -253,8 +209,13 @@ class Replay:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         tmp.write_text(json.dumps(entry, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, self.path)
-        records = sorted(self.path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
-        for old in records[:-KEEP]:
+        records = []
+        for record in self.path.parent.glob("*.json"):
+            try:
+                records.append((record.stat().st_mtime_ns, record))
+            except FileNotFoundError:  # another run pruned it
+                continue
+        for _, old in sorted(records)[:-KEEP]:
             old.unlink(missing_ok=True)
 
 
@@ -305,10 +266,16 @@ _FIELDS = {"format": int, "video_dir": str, "video_id": str, "video": str, "scen
            "status": dict, "stderr": (str, dict), "bar": (list, type(None))}
 
 
+_VIDEO_DIR = re.compile(r"^[a-z0-9-]{1,63}/([a-z0-9-]{1,63})$")  # {projectId}/{videoId}, both slugs
+
+
 def well_formed(record: Any) -> bool:
     """A replay record of this format with every field (a damaged one is ignored, never half-used)."""
-    return (isinstance(record, dict) and record.get("format") == FORMAT
-            and all(isinstance(record.get(name), kind) for name, kind in _FIELDS.items()))
+    if not (isinstance(record, dict) and record.get("format") == FORMAT
+            and all(isinstance(record.get(name), kind) for name, kind in _FIELDS.items())):
+        return False
+    names = _VIDEO_DIR.match(record["video_dir"])
+    return names is not None and names.group(1) == record["video_id"]
 
 
 def replayable_job(job, result) -> bool:

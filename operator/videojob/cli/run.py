@@ -32,12 +32,14 @@ def run_command(args) -> int:
     from videojob.cli.replay import Replay
 
     replay = Replay.of(args, output_dir)
-    if replay is not None:
+    if replay is None:
+        return _sandboxed_run(args, output_dir)
+    try:
         code = replay.run()
-        if code is not None:
-            return code
-        return _recorded_run(args, output_dir, replay)
-    return _sandboxed_run(args, output_dir)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    return code if code is not None else _recorded_run(args, output_dir, replay)
 
 
 def _recorded_run(args, output_dir: Path, replay) -> int:
@@ -174,7 +176,8 @@ async def _run(job, settings, output_dir: Path, args, sandbox):
 
         metrics = RunMetrics(namespace=job.metadata.namespace)
         callbacks.append(metrics.on_event)
-    from videojob.cli.replay import Transcript, shows_progress, transcribed
+    from videojob.cli.fingerprint import shows_progress
+    from videojob.cli.replay import Transcript, transcribed
 
     json_logs = getattr(args, "log_format", "text") == "json"  # stderr holds JSON lines only
     frame, above_bar = None, False
