@@ -134,6 +134,15 @@ def test_a_run_that_printed_or_rendered_more_leaves_no_replay(write_manifest, ru
     assert len(list(records.glob("*.json"))) == 1
 
 
+def test_a_job_with_a_kubernetes_uid_is_never_replayed(write_manifest, run_cli, tmp_path):
+    # A restarted run of the same (uid, generation) gets its own version back instead of a new one.
+    manifest = write_manifest(videojob(storyboard(1), uid="0b7c-uid", generation=3))
+    runs = [run_cli(manifest) for _ in range(3)]
+    assert [r.code for r in runs] == [0, 0, 0]
+    assert [r.status["version"] for r in runs] == [1, 1, 1]
+    assert not (tmp_path / "out" / ".cache" / "runs").exists()
+
+
 def test_a_damaged_or_foreign_replay_record_is_ignored(write_manifest, run_cli, tmp_path):
     manifest = write_manifest(videojob(storyboard(1)))
     assert run_cli(manifest).code == 0 and run_cli(manifest).code == 0
