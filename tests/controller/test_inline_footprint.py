@@ -19,12 +19,16 @@ import sys
 from tests.controller.conftest import scene_code, slow_scene_code
 from tests.controller.test_real_cluster import answers
 from tests.helpers import free_port, wait_until
-from tests.jobexec.test_controller_only import imported_modules
 
 # Loaded by no inline operator before a run needs it (nor by a run that calls no model and speaks nothing).
 NOT_AT_START = {"langgraph", "langchain_core", "langsmith", "numpy", "PIL", "pysbd", "boto3", "botocore", "manim", "av",
                 "videojob.pipeline.llm", "videojob.pipeline.narration.mux", "videojob.pipeline.narration.burnin"}
 NOT_FOR_A_CODE_ONLY_RUN = NOT_AT_START - {"av"}
+
+
+def imported_modules(importtime_log: str) -> set[str]:
+    """The modules `-X importtime` reported (lines `import time: self | cumulative | name`)."""
+    return {line.rsplit("|", 1)[1].strip() for line in importtime_log.splitlines() if line.startswith("import time:")} - {"package"}
 
 
 def loaded(modules: set[str], names: set[str]) -> list[str]:
