@@ -25,6 +25,7 @@ from videojob.pipeline.budget import UsageBudget
 from videojob.pipeline.context import PipelineContext, StageGate, open_gate
 from videojob.pipeline.errors import InvalidContent, PipelineError, TransientError
 from videojob.pipeline.graph import compiled_graph, nothing_to_checkpoint, run_in_order, stages_for
+from videojob.pipeline.narrate import narrated
 from videojob.pipeline.progress import Progress, ProgressCallback
 from videojob.pipeline.sandbox import Sandbox, SandboxLimits
 from videojob.pipeline.state import StateUpdate, VideoGenerationState
@@ -156,10 +157,14 @@ def render_sandbox(store_root: Path, settings: Settings, given: Sandbox | None) 
         own.close()
 
 
-async def drive(ctx: PipelineContext, state: VideoGenerationState, tracker: StatusTracker) -> VideoGenerationState:
+async def drive(ctx: PipelineContext, state: VideoGenerationState, tracker: StatusTracker, *,
+                graph_for_renders: bool = True) -> VideoGenerationState:
     """Run the pipeline to its end, folding each node's update into the tracker: through the
-    LangGraph graph, or node by node when no node has work (see `graph.nothing_to_checkpoint`)."""
-    if nothing_to_checkpoint(ctx, state):
+    LangGraph graph, or node by node when no node has work (see `graph.nothing_to_checkpoint`).
+    `graph_for_renders=False` (the operator's inline runs): renders alone do not call for the
+    graph either; only a model or speech does. The graph runs with no checkpointer there, so it
+    adds nothing, while LangGraph (~32 MB) would stay resident in the operator after one render."""
+    if nothing_to_checkpoint(ctx, state) or (not graph_for_renders and ctx.llm is None and not narrated(ctx.job)):
         return await run_in_order(ctx, state, tracker.apply_update)
     final: StateUpdate | VideoGenerationState = state
     async for mode, chunk in compiled_graph().astream(
@@ -197,6 +202,7 @@ async def run_videojob(
     sandbox: Sandbox | None = None,
     tracker: StatusTracker | None = None,
     tenant: bool = False,
+    graph_for_renders: bool = True,
 ) -> RunResult:
     """Run the pipeline for `job` to the end. Cancel the task to stop it (children are killed).
 
@@ -204,7 +210,7 @@ async def run_videojob(
     for no model; `tracker` continues a status the caller already reports (else a new one).
     `tenant`: the job is a tenant's, run by the operator: a model at spec.llm.baseUrl gets only
     `credentials` (its own Secret's keys), never the operator's environment. The per-job caps
-    (VIDEOJOB_MAX_*_PER_JOB) apply to every run."""
+    (VIDEOJOB_MAX_*_PER_JOB) apply to every run. `graph_for_renders`: see `drive`."""
     budget = UsageBudget(TenancyPolicy.from_settings(settings).caps)
     tracker = tracker or StatusTracker(job.metadata.generation)
     if tracker.status.phase != Phase.Running:
@@ -236,7 +242,7 @@ async def run_videojob(
                 budget=budget,
                 **tuning(job, settings),
             )
-            return await execute(ctx, initial_state(job, quality), tracker)
+            return await execute(ctx, initial_state(job, quality), tracker, graph_for_renders=graph_for_renders)
 
 
 def tuning(job: VideoJob, settings: Settings) -> dict[str, Any]:
@@ -253,10 +259,11 @@ def tuning(job: VideoJob, settings: Settings) -> dict[str, Any]:
     }
 
 
-async def execute(ctx: PipelineContext, state: VideoGenerationState, tracker: StatusTracker) -> RunResult:
+async def execute(ctx: PipelineContext, state: VideoGenerationState, tracker: StatusTracker, *,
+                  graph_for_renders: bool = True) -> RunResult:
     """Run the graph and report how it ended into `tracker`."""
     try:
-        final = await drive(ctx, state, tracker)
+        final = await drive(ctx, state, tracker, graph_for_renders=graph_for_renders)
     except PipelineError as exc:
         tracker.count_usage(ctx.usage)  # calls of the failed stage count too
         tracker.failed(exc.reason, exc.message, stalled=exc.permanent)

@@ -5,6 +5,7 @@ scenes need."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -52,12 +53,14 @@ def test_the_sandbox_zygote_loads_none_of_the_parents_side():
     assert "videojob.pipeline.sandbox.execute" in loaded
 
 
-def run_in_subprocess(manifest: Path, out: Path) -> tuple[subprocess.CompletedProcess, set[str]]:
-    """`videojob run` as a user runs it, in its own interpreter; returns the process and the
-    top-level packages it imported (from `python -X importtime`, which lists every import)."""
+def run_in_subprocess(manifest: Path, out: Path, *extra: str,
+                      env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """`videojob run` as a user runs it, in its own interpreter (`env`: variables added to the
+    environment); returns the process and the top-level packages it imported (from
+    `python -X importtime`, which lists every import)."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "videojob.cli.main", "run", str(manifest), "--output-dir", str(out),
-         "--no-progress"], capture_output=True, text=True, timeout=600,
+         "--no-progress", *extra], capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})},
     )
     imported = {line.split("|")[2].strip().split(".")[0] for line in done.stderr.splitlines()
                 if line.startswith("import time:") and line.count("|") == 2}

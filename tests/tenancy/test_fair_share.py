@@ -1,5 +1,5 @@
-"""Fair share and quotas against the real operator: namespaces take turns for the run slots, and
-a per-job token cap stops a model that would spend more."""
+"""Fair share and quotas against the real operator: namespaces share the run slots by recent usage
+(equal ones take turns), and a per-job token cap stops a model that would spend more."""
 
 from __future__ import annotations
 
@@ -41,6 +41,31 @@ def test_namespaces_take_turns_and_each_keeps_creation_order(operator, kube, api
         kube.wait(name, lambda o: (o.get("status") or {}).get("phase") == "Succeeded", namespace=ns)
     order = sorted(jobs, key=lambda job: first_running(apiserver, *job))
     assert [name for _, name in order] == ["a1", "b1", "a2", "b2", "a3", "b3"]
+
+
+def test_a_namespace_arriving_after_another_ran_a_burst_gets_the_next_slots(operator, kube, apiserver):
+    for ns in ("team-a", "team-b"):
+        add_namespace(apiserver, ns)
+    operator(namespaces=["team-a", "team-b"], max_concurrent_jobs=1)
+    # team-a runs two jobs and holds the slot with a third (long) one, a fourth in line.
+    team_a = [("a1", scene_code(1)), ("a2", scene_code(1)), ("a3", slow_scene_code(60)), ("a4", scene_code(1))]
+    for name, code in team_a:
+        kube.create(name, {"topic": name, "code": code, "render": {"quality": "low"}}, namespace="team-a")
+    kube.wait("a3", lambda o: (o.get("status") or {}).get("phase") == "Running", namespace="team-a")
+    team_b = [("team-b", f"b{i}") for i in (1, 2, 3)]
+    for ns, name in team_b:
+        kube.create(name, {"topic": name, "code": scene_code(1), "render": {"quality": "low"}}, namespace=ns)
+    for ns, name in team_b:
+        kube.wait(name, lambda o: (o.get("status") or {}).get("phase") == "Pending", namespace=ns)
+
+    kube.delete("a3", namespace="team-a")  # its run is stopped and the slot freed
+    jobs = team_b + [("team-a", "a4")]
+    for ns, name in jobs:
+        kube.wait(name, lambda o: (o.get("status") or {}).get("phase") == "Succeeded", namespace=ns)
+    order = sorted(jobs, key=lambda job: first_running(apiserver, *job))
+    # team-a has started three runs, team-b none: team-b gets the next three slots (round-robin
+    # would have put a4 second), and at even usage a4 goes first, as served less recently.
+    assert [name for _, name in order] == ["b1", "b2", "b3", "a4"]
 
 
 def test_a_per_namespace_limit_leaves_slots_for_other_namespaces(operator, kube, apiserver):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
@@ -94,7 +93,8 @@ def entrypoint() -> None:
     a short render; by the time main() returns every file is closed and every child reaped.
     """
     code = main()
-    logging.shutdown()
+    if "logging" in sys.modules:  # loaded by every path but a replayed run (cli/replay.py)
+        sys.modules["logging"].shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -7,13 +7,18 @@ and messages go to stderr.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
-log = logging.getLogger(__name__)
+
+
+def _log():
+    """This module's logger (logging loads only on the paths that log: not on a replay)."""
+    import logging
+
+    return logging.getLogger(__name__)
 
 
 def _error(message: str) -> None:
@@ -22,6 +27,36 @@ def _error(message: str) -> None:
 
 def run_command(args) -> int:
     output_dir = Path(args.output_dir).resolve()
+    # An unchanged VideoJob whose last run took every scene from the render cache is replayed
+    # without loading the pipeline (cli/replay.py); any other run records one when it can.
+    from videojob.cli.replay import Replay
+
+    replay = Replay.of(args, output_dir)
+    if replay is None:
+        return _sandboxed_run(args, output_dir)
+    try:
+        code = replay.run()
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    return code if code is not None else _recorded_run(args, output_dir, replay)
+
+
+def _recorded_run(args, output_dir: Path, replay) -> int:
+    """The full run, with what it prints kept for a replay record."""
+    from videojob.cli.replay import transcribed
+
+    with transcribed() as (out, err):
+        code = _sandboxed_run(args, output_dir, replay)
+    if code == EXIT_OK:
+        try:
+            replay.remember(out.text(), err.text())
+        except OSError as exc:  # a cache that cannot be written costs the next run its speed only
+            _log().debug("no replay record: %s", exc)
+    return code
+
+
+def _sandboxed_run(args, output_dir: Path, replay=None) -> int:
     # Renders run in sandboxes started for this run only (single-use); none at all when every
     # scene is already in the render cache. (Nothing heavy is imported at the top of this module.)
     from videojob.pipeline.sandbox import Sandbox
@@ -33,7 +68,7 @@ def run_command(args) -> int:
         # process reads the manifest and settings.
         sandbox.prewarm(1)
     try:
-        return _validated_run(args, output_dir, sandbox)
+        return _validated_run(args, output_dir, sandbox, replay)
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
@@ -41,7 +76,7 @@ def run_command(args) -> int:
         sandbox.close()
 
 
-def _validated_run(args, output_dir: Path, sandbox) -> int:
+def _validated_run(args, output_dir: Path, sandbox, replay=None) -> int:
     from videojob.api.manifest import InvalidVideoJob, load_manifest
 
     try:
@@ -72,6 +107,8 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
     from videojob.pipeline.sandbox import SandboxLimits
 
     sandbox.limits = SandboxLimits(memory_mb=settings.render_memory_mb, max_output_mb=settings.render_max_output_mb)
+    import logging
+
     from videojob.logs import configure_logging, job_context
 
     json_logs = getattr(args, "log_format", "text") == "json"
@@ -79,10 +116,13 @@ def _validated_run(args, output_dir: Path, sandbox) -> int:
     import asyncio  # after the sandboxes started: nothing the CLI imports delays them
 
     with job_context(job.metadata.namespace or "local", job.metadata.name, job.metadata.generation):
-        return asyncio.run(_prefetch_and_run(job, settings, output_dir, args, sandbox))
+        result, frame, above_bar = asyncio.run(_prefetch_and_run(job, settings, output_dir, args, sandbox))
+        if replay is not None:
+            replay.observe(job, result, needed == 0, frame, above_bar)
+        return _report(job, result, args)
 
 
-async def _prefetch_and_run(job, settings, output_dir: Path, args, sandbox) -> int:
+async def _prefetch_and_run(job, settings, output_dir: Path, args, sandbox):
     """Scenes known from the manifest start rendering (in the pipeline's prefetch, through the
     same sandbox, reader and cache as the render step) while LangGraph and friends load."""
     import asyncio
@@ -123,10 +163,10 @@ def _uncached_scenes(job, output_dir: Path, quality: str | None) -> int:
     return 1 if needed is None else needed
 
 
-async def _run(job, settings, output_dir: Path, args, sandbox) -> int:
-    import yaml
-
-    from videojob.pipeline.errors import InvalidContent
+async def _run(job, settings, output_dir: Path, args, sandbox):
+    """Run the pipeline with the progress display or stage lines. Returns the RunResult, the
+    progress bar's last (percent, stage, detail) (None without a bar), and whether anything was
+    printed above the bar."""
     from videojob.run import run_videojob
 
     callbacks = []
@@ -136,23 +176,30 @@ async def _run(job, settings, output_dir: Path, args, sandbox) -> int:
 
         metrics = RunMetrics(namespace=job.metadata.namespace)
         callbacks.append(metrics.on_event)
+    from videojob.cli.fingerprint import shows_progress
+    from videojob.cli.replay import Transcript, transcribed
+
     json_logs = getattr(args, "log_format", "text") == "json"  # stderr holds JSON lines only
-    show = not args.no_progress and sys.stderr.isatty() and not json_logs
-    if show:
+    frame, above_bar = None, False
+    if shows_progress(args):
         from videojob.cli.progress import ProgressDisplay
 
-        display = ProgressDisplay(job.metadata.name)
+        # The bar draws on the terminal itself, not into a transcript of stderr (cli/replay.py).
+        display = ProgressDisplay(job.metadata.name, sys.stderr.stream if isinstance(sys.stderr, Transcript) else None)
         callbacks.append(display.on_event)
-        with display:
+        with display, transcribed() as above:  # what others print while the bar is up (rich puts it above)
             result = await run_videojob(
                 job, settings=settings, store_root=output_dir, quality=args.quality, callbacks=callbacks, sandbox=sandbox
             )
+        frame, above_bar = display.shown, bool(above[0].text() or above[1].text())
     else:
         def log_stage(event):
             if event.kind in ("stage_started", "stage_failed"):
                 if json_logs:
+                    import logging
+
                     level = logging.WARNING if event.kind == "stage_failed" else logging.INFO
-                    log.log(level, event.message, extra={"stage": event.stage, "percent": event.percent})
+                    _log().log(level, event.message, extra={"stage": event.stage, "percent": event.percent})
                 else:
                     sys.stderr.write(f"[{event.percent:3d}%] {event.message}\n")
 
@@ -163,11 +210,21 @@ async def _run(job, settings, output_dir: Path, args, sandbox) -> int:
     if metrics is not None:
         metrics.finish(result)
         metrics.write(args.metrics_file)
+    return result, frame, above_bar
+
+
+def _report(job, result, args) -> int:
+    """The final status to stdout, the error to stderr; the exit code."""
+    import yaml
+
+    from videojob.pipeline.errors import InvalidContent
+
+    json_logs = getattr(args, "log_format", "text") == "json"
     sys.stdout.write(yaml.safe_dump({"status": result.tracker.as_dict()}, sort_keys=False, allow_unicode=True))
     if result.succeeded:
         return EXIT_OK
     if json_logs:
-        log.error("%s failed (%s): %s", job.metadata.name, result.error.reason, result.error.message)
+        _log().error("%s failed (%s): %s", job.metadata.name, result.error.reason, result.error.message)
     else:
         _error(f"{job.metadata.name} failed ({result.error.reason}): {result.error.message}")
     return EXIT_INVALID if isinstance(result.error, InvalidContent) else EXIT_FAILED

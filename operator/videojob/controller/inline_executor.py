@@ -2,19 +2,41 @@
 asyncio tasks in the operator process (`inline_run.InlineRun`).
 
 At most VIDEOJOB_MAX_CONCURRENT_JOBS run at once; the rest wait in creation order. A run for a
-newer content generation replaces (cancels) the older one.
+newer content generation replaces (cancels) the older one. A VideoJob suspended before its run
+ever started is kept as a record (`ParkedRun`), not a waiting task, until it is resumed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import functools
+from typing import Any, Callable
 
-from videojob.controller.executor import RunEnvironment, RunRegistry, RunRequest
-from videojob.controller.inline_run import QUEUED_WRITES_AT_ONCE, InlineRun
+from videojob.controller.executor import RunEnvironment, RunHandle, RunRegistry, RunRequest
+from videojob.controller.inline_run import QUEUED_WRITES_AT_ONCE, InlineRun, Parked
 
 
-class InlineExecutor(RunRegistry[InlineRun]):
+class ParkedRun(RunHandle):
+    """The live 'run' of a VideoJob suspended before it ever started: no task. Any spec event for
+    its content generation (resume, or a generation bump while still suspended) turns it back into
+    the `InlineRun` it was, which then does what that run would have done."""
+
+    def __init__(self, parked: Parked, revive: Callable[["ParkedRun"], InlineRun]):
+        self.request = parked.request
+        self.parked = parked
+        self._revive = revive
+
+    def start(self) -> asyncio.Task:
+        raise RuntimeError("a parked run is revived, not started")
+
+    def observe(self, generation: int, suspend: bool) -> None:
+        self._revive(self).observe(generation, suspend)
+
+    async def cancel(self) -> None:
+        """Nothing runs, nothing is written."""
+
+
+class InlineExecutor(RunRegistry[RunHandle]):
     def __init__(self, env: RunEnvironment):
         super().__init__()
         self.env = env
@@ -23,6 +45,18 @@ class InlineExecutor(RunRegistry[InlineRun]):
 
     def new_run(self, request: RunRequest) -> InlineRun:
         return InlineRun(request, self.env, self.queued_writes)
+
+    def _revive(self, parked: ParkedRun) -> InlineRun:
+        run = InlineRun(parked.request, self.env, self.queued_writes, parked=parked.parked)
+        self.runs[parked.request.uid] = run
+        run.start().add_done_callback(functools.partial(self._forget, parked.request.uid, run))
+        return run
+
+    def _forget(self, uid: str, run: Any, _task: Any = None) -> None:
+        if isinstance(run, InlineRun) and run.parked is not None and self.runs.get(uid) is run:
+            self.runs[uid] = ParkedRun(run.parked, self._revive)
+            return
+        super()._forget(uid, run, _task)
 
     async def cancel(self, uid: str) -> bool:
         run = self.runs.pop(uid, None)

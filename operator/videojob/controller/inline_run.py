@@ -11,8 +11,11 @@ run writes nothing more, so a restarted operator finds the status as the run lef
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from videojob import metrics
@@ -37,8 +40,20 @@ HEARTBEAT_SECONDS = 30.0  # status.lastHeartbeatTime moves at least this often w
 QUEUED_WRITES_AT_ONCE = 2
 
 
+@dataclass
+class Parked:
+    """A VideoJob suspended with nothing under way (see `InlineRun._park`): its request, status
+    as written (JSON) and submission time. A few KB instead of a waiting task with its tracker,
+    reporter and events (~30 KB); `InlineRun(..., parked=...)` continues from it as it was."""
+
+    request: RunRequest
+    status: str
+    submitted: float
+
+
 class InlineRun(RunHandle):
-    def __init__(self, request: RunRequest, env: RunEnvironment, queued_writes: asyncio.Semaphore | None = None):
+    def __init__(self, request: RunRequest, env: RunEnvironment, queued_writes: asyncio.Semaphore | None = None,
+                 parked: Parked | None = None):
         self.request = request
         self.env = env
         self.queued_writes = queued_writes or asyncio.Semaphore(QUEUED_WRITES_AT_ONCE)
@@ -47,23 +62,29 @@ class InlineRun(RunHandle):
         self.job = request.job
         previous = VideoJobStatus.from_object(request.previous_status)
         shown: str | None = None  # the phase the object shows for this run
-        if request.restarting and previous is not None:  # the same run, in a new operator process
+        written = json.loads(parked.status) if parked is not None else None
+        if written is not None:  # the status this run had when it was parked, as it was
+            self.tracker = StatusTracker.continuing(VideoJobStatus.from_object(written), request.generation,
+                                                    attempt=written.get("attempt") or 1)
+            shown = written.get("phase")
+        elif request.restarting and previous is not None:  # the same run, in a new operator process
             self.tracker = StatusTracker.resuming(previous, request.generation)
             shown = previous.phase
         else:
             self.tracker = StatusTracker(request.generation, attempt=1, previous=previous)
         self.reporter = StatusReporter(
             env.kube, env.events, request.ref, self._snapshot, phase=shown,
-            previous=request.previous_status, min_interval=env.min_write_interval,
+            previous=request.previous_status if written is None else written, min_interval=env.min_write_interval,
         )
         self._resume = asyncio.Event()  # set while not suspended
         self._pause = asyncio.Event()  # set while suspended
-        self._set_suspended(self.job.spec.suspend)
+        self._set_suspended(self.job.spec.suspend or parked is not None)
         self._changed = asyncio.Event()  # wakes the deadline supervisor
         self._holding_slot = False
         self._keep_slot = False
         self._cancelled = False
-        self._submitted = time.monotonic()
+        self._submitted = parked.submitted if parked is not None else time.monotonic()
+        self.parked: Parked | None = None  # set when this run ends to wait as a record (`_park`)
         self._started: float | None = None
         self._clock_start: float | None = None  # monotonic start of the deadline clock
         self._waited = False
@@ -164,7 +185,8 @@ class InlineRun(RunHandle):
     async def _attempts(self) -> None:
         retries = (self.tracker.status.attempt or 1) - 1
         while True:
-            await self._acquire_slot()
+            if not await self._acquire_slot():
+                return  # parked: the executor keeps a record until spec.suspend is false
             try:
                 result_error = await self._attempt()
                 # The outcome is written while the slot is still held, so nobody ever sees more
@@ -204,6 +226,7 @@ class InlineRun(RunHandle):
             credentials=credentials,
             sandbox=self.env.sandbox,
             tenant=True,
+            graph_for_renders=False,  # LangGraph only for runs with a model or speech (see `run.drive`)
         )
         if result.succeeded:
             return None
@@ -245,10 +268,11 @@ class InlineRun(RunHandle):
 
     # ------------------------------------------------------------------------ slots, gate
 
-    async def _acquire_slot(self) -> None:
+    async def _acquire_slot(self) -> bool:
         """Wait for a free slot (FIFO by creation); while suspended, wait without a place in line.
         The run is in line before anything is written; the Pending status goes out in the
-        background (`_announce_queued`), so writing it never delays taking a granted slot."""
+        background (`_announce_queued`), so writing it never delays taking a granted slot.
+        False: suspended before it ever started, the run ended as a record (`_park`)."""
         while True:
             if not self._resume.is_set():
                 if self.tracker.status.phase != "Suspended":
@@ -256,6 +280,8 @@ class InlineRun(RunHandle):
                         self.tracker.queued()
                     self.tracker.suspended()
                     await self._publish()
+                if self._park():
+                    return False
                 await self._resume.wait()
                 self.tracker.restart_clock()  # the deadline clock restarts on resume, as for Jobs
             place = self.env.slots.enqueue(self.request.queue_key, self.request.namespace)  # in line before any await
@@ -279,6 +305,20 @@ class InlineRun(RunHandle):
         self._holding_slot = True
         if self._started is None:
             metrics.record_queue_wait(time.monotonic() - self._submitted)
+        return True
+
+    def _park(self) -> bool:
+        """Suspended with nothing under way (no attempt started in this process, no deadline clock
+        counting): the run ends and leaves a `Parked` record, so thousands of suspended VideoJobs
+        cost no task each; resuming rebuilds this run from it (status, attempt, queue place). A
+        run that has started in this process keeps waiting as a task (its clock lives there)."""
+        if self._started is not None or self.tracker.status.start_time is not None or self._cancelled:
+            return False
+        status = json.dumps(self.tracker.as_dict(), separators=(",", ":"))
+        request = dataclasses.replace(self.request, generation=self.tracker.generation or self.request.generation,
+                                      previous_status={}, restarting=False)
+        self.parked = Parked(request, status, self._submitted)
+        return True
 
     async def _announce_queued(self) -> None:
         """Write Pending (and post its Event), at most QUEUED_WRITES_AT_ONCE runs at a time; not

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
 import shutil
 from pathlib import Path
+
+from videojob.storage import version_dir as files
 from videojob.storage.records import (
     Artifacts,
     PreviousVersion,
@@ -23,14 +23,7 @@ from videojob.storage.records import (
     VersionRecord,
     utc_now,
 )
-
-_VERSION_DIR = re.compile(r"^\.?v(\d+)(\.partial)?$")
-RESERVATION = "reservation.json"
-RECORD = "record.json"
-
-
-def scene_file(index: int, suffix: str) -> str:
-    return f"scene_{index + 1:02d}{suffix}"
+from videojob.storage.version_dir import RECORD, RESERVATION
 
 
 class LocalVersionStore:
@@ -46,13 +39,7 @@ class LocalVersionStore:
         return self.video_dir(project_id, video_id) / f"v{version}"
 
     def _numbers(self, base: Path) -> dict[int, Path]:
-        found: dict[int, Path] = {}
-        if base.is_dir():
-            for entry in base.iterdir():
-                m = _VERSION_DIR.match(entry.name)
-                if m and entry.is_dir():
-                    found[int(m.group(1))] = entry
-        return found
+        return files.numbers(base)
 
     # --------------------------------------------------------------------------- reading
 
@@ -123,62 +110,23 @@ class LocalVersionStore:
         if own and own[1].name.startswith("."):
             shutil.rmtree(own[1], ignore_errors=True)
         base = self.video_dir(artifacts.project_id, artifacts.video_id)
-        base.mkdir(parents=True, exist_ok=True)
         number = version or (max(self._numbers(base), default=0) + 1)
-        while True:
-            partial = base / f".v{number}.partial"
-            try:
-                if (base / f"v{number}").exists():
-                    raise FileExistsError
-                partial.mkdir()
-            except FileExistsError:
-                if version is None:
-                    number += 1
-                else:
-                    shutil.rmtree(partial, ignore_errors=True)
-                    shutil.rmtree(base / f"v{number}", ignore_errors=True)
-                continue
-            (partial / RESERVATION).write_text(
-                json.dumps({"k8s_uid": artifacts.k8s_uid, "k8s_generation": artifacts.k8s_generation, "version": number})
-            )
-            return number, partial
+        owner = {"k8s_uid": artifacts.k8s_uid, "k8s_generation": artifacts.k8s_generation}
+        return files.reserve_number(base, number, exact=version is not None, owner=owner)
 
     def write_files(self, artifacts: Artifacts, partial: Path) -> None:
-        scenes = partial / "scenes"
-        scenes.mkdir(exist_ok=True)
-        _link_or_copy(artifacts.video, partial / f"{artifacts.video_id}.mp4")
-        (partial / f"{artifacts.video_id}.py").write_text(artifacts.combined_code, encoding="utf-8")
-        for i, code in enumerate(artifacts.scene_codes):
-            (scenes / scene_file(i, ".py")).write_text(code, encoding="utf-8")
-        for i, video in enumerate(artifacts.scene_videos):
-            _link_or_copy(video, scenes / scene_file(i, ".mp4"))
-        for sidecar in artifacts.subtitles:  # {videoId}.vtt, {videoId}.srt
-            shutil.copyfile(sidecar, partial / f"{artifacts.video_id}{sidecar.suffix}")
-        if artifacts.plan is not None:
-            (partial / "plan.json").write_text(json.dumps(artifacts.plan, indent=2, ensure_ascii=False))
+        files.write_files(
+            partial, artifacts.video_id, artifacts.video, artifacts.combined_code, artifacts.scene_codes,
+            artifacts.scene_videos, artifacts.subtitles, artifacts.plan,
+        )
 
     def commit(self, partial: Path, record: VersionRecord) -> Path:
         """Write record.json and make the version visible under its final name."""
-        final = partial.parent / f"v{record.version}"
-        if partial == final:
-            return final
-        (partial / RECORD).write_text(record.model_dump_json(indent=2))
-        (partial / RESERVATION).unlink(missing_ok=True)
-        os.rename(partial, final)
-        return final
+        return files.publish(partial, record.version, record.model_dump_json(indent=2))
 
 
 def _vtt(artifacts: Artifacts) -> Path | None:
     return next((p for p in artifacts.subtitles if p.suffix == ".vtt"), None)
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    """Hard-link when on the same filesystem (instant, no extra space), copy otherwise."""
-    dst.unlink(missing_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
 
 
 class LocalPublisher:
