@@ -13,12 +13,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 from tests.controller.conftest import scene_code, slow_scene_code
-from tests.controller.test_real_cluster import answers
-from tests.helpers import free_port, wait_until
+from tests.helpers import wait_until
+from tests.importwatch import imported_modules, loaded, operator_under_importtime
 
 # Loaded by no inline operator before a run needs it (nor by a run that calls no model and speaks nothing).
 NOT_AT_START = {"langgraph", "langchain_core", "langsmith", "numpy", "PIL", "pysbd", "boto3", "botocore", "manim", "av",
@@ -26,40 +24,15 @@ NOT_AT_START = {"langgraph", "langchain_core", "langsmith", "numpy", "PIL", "pys
 NOT_FOR_A_CODE_ONLY_RUN = NOT_AT_START - {"av"}
 
 
-def imported_modules(importtime_log: str) -> set[str]:
-    """The modules `-X importtime` reported (lines `import time: self | cumulative | name`)."""
-    return {line.rsplit("|", 1)[1].strip() for line in importtime_log.splitlines() if line.startswith("import time:")} - {"package"}
-
-
-def loaded(modules: set[str], names: set[str]) -> list[str]:
-    return sorted(m for m in modules if m in names or m.split(".")[0] in names)
-
-
 def test_inline_operator_loads_no_pipeline_library_at_start_and_no_langgraph_for_a_code_only_run(apiserver, kube, tmp_path):
-    port = free_port()
     env = {**os.environ, "KUBECONFIG": str(apiserver.kubeconfig), "VIDEOJOB_WORKDIR": str(tmp_path / "work"),
            "VIDEOJOB_EXECUTOR": "inline"}
     log_path = tmp_path / "operator.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-X", "importtime", "-m", "videojob.cli.main", "operator", "-n", "default",
-             "--metrics-port", "0", "--liveness-port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz") or proc.poll() is not None,
-                       timeout=60, message="the operator's liveness endpoint")
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            at_start = imported_modules(log_path.read_text())
-            kube.create("circle", {"topic": "Circle", "code": scene_code(1), "render": {"quality": "low"}})
-            status = kube.wait_phase("circle", "Succeeded", "Failed", timeout=180)["status"]
-            assert status["phase"] == "Succeeded", status.get("message")
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            finally:
-                proc.kill()  # nothing to do once it has exited
+    with operator_under_importtime(env, log_path):
+        at_start = imported_modules(log_path.read_text())
+        kube.create("circle", {"topic": "Circle", "code": scene_code(1), "render": {"quality": "low"}})
+        status = kube.wait_phase("circle", "Succeeded", "Failed", timeout=180)["status"]
+        assert status["phase"] == "Succeeded", status.get("message")
     after_run = imported_modules(log_path.read_text())
     assert "videojob.controller.inline_executor" in at_start  # the log is an inline operator's
     assert loaded(at_start, NOT_AT_START) == [], "the inline operator imported these at start-up"
