@@ -11,9 +11,12 @@ synchronous: every call runs in a worker thread so the event loop never blocks.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kubernetes
@@ -30,10 +33,27 @@ MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = (10.0, 70.0)  # seconds: connect, read
 
 
+# Kubernetes calls have threads of their own. asyncio's default pool (min(32, CPUs + 4) threads:
+# 6 on two cores) also runs every render for its whole length and the file work of publishing: in
+# a burst of VideoJobs a run's status write waited seconds behind hundreds of other runs' calls
+# and the renders holding threads, and with as many concurrent renders as threads it would wait
+# for a render to end. The client's connection pool is sized to match (KubeClient.from_environment).
+API_THREADS = 16
+_api_pool: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _api_pool
+    if _api_pool is None:
+        _api_pool = ThreadPoolExecutor(max_workers=API_THREADS, thread_name_prefix="kube-api")
+    return _api_pool
+
+
 async def api_call(call: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a blocking Kubernetes client call in a worker thread, bounded by REQUEST_TIMEOUT."""
     kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
-    return await asyncio.to_thread(call, *args, **kwargs)
+    context = contextvars.copy_context()  # as asyncio.to_thread does: the run's log context goes along
+    return await asyncio.get_running_loop().run_in_executor(_pool(), functools.partial(context.run, call, *args, **kwargs))
 
 
 def plain(value: Any) -> Any:
@@ -64,6 +84,7 @@ class KubeClient:
         except kubernetes.config.ConfigException:
             # KUBECONFIG is read now: the client's default is fixed when it is imported.
             kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=config)
+        config.connection_pool_maxsize = API_THREADS  # a kept-alive connection for every API thread
         return cls(kubernetes.client.ApiClient(config))
 
     def connection_info(self) -> Any:
