@@ -25,7 +25,6 @@ from videojob.pipeline.budget import UsageBudget
 from videojob.pipeline.context import PipelineContext, StageGate, open_gate
 from videojob.pipeline.errors import InvalidContent, PipelineError, TransientError
 from videojob.pipeline.graph import compiled_graph, nothing_to_checkpoint, run_in_order, stages_for
-from videojob.pipeline.narrate import narrated
 from videojob.pipeline.progress import Progress, ProgressCallback
 from videojob.pipeline.sandbox import Sandbox, SandboxLimits
 from videojob.pipeline.state import StateUpdate, VideoGenerationState
@@ -160,11 +159,9 @@ def render_sandbox(store_root: Path, settings: Settings, given: Sandbox | None) 
 async def drive(ctx: PipelineContext, state: VideoGenerationState, tracker: StatusTracker, *,
                 graph_for_renders: bool = True) -> VideoGenerationState:
     """Run the pipeline to its end, folding each node's update into the tracker: through the
-    LangGraph graph, or node by node when no node has work (see `graph.nothing_to_checkpoint`).
-    `graph_for_renders=False` (the operator's inline runs): renders alone do not call for the
-    graph either; only a model or speech does. The graph runs with no checkpointer there, so it
-    adds nothing, while LangGraph (~32 MB) would stay resident in the operator after one render."""
-    if nothing_to_checkpoint(ctx, state) or (not graph_for_renders and ctx.llm is None and not narrated(ctx.job)):
+    LangGraph graph, or node by node when no node has work (see `graph.nothing_to_checkpoint`,
+    which says what `graph_for_renders=False` changes)."""
+    if nothing_to_checkpoint(ctx, state, renders_need_graph=graph_for_renders):
         return await run_in_order(ctx, state, tracker.apply_update)
     final: StateUpdate | VideoGenerationState = state
     async for mode, chunk in compiled_graph().astream(

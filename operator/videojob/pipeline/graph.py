@@ -105,16 +105,19 @@ async def run_in_stage(node: Node, ctx: PipelineContext, state: VideoGenerationS
     return update
 
 
-def nothing_to_checkpoint(ctx: PipelineContext, state: VideoGenerationState) -> bool:
+def nothing_to_checkpoint(ctx: PipelineContext, state: VideoGenerationState, *, renders_need_graph: bool = True) -> bool:
     """Whether no node of this run has real work: no model to call, nothing to speak, and every
     scene known from the manifest already in the render cache. Such a run is a few file
     operations (its scenes are joined, stored and recorded), so it runs in order, without
-    LangGraph. A scene that left the cache meanwhile still renders: this decides only the runner."""
+    LangGraph. A scene that left the cache meanwhile still renders: this decides only the runner.
+    `renders_need_graph=False` (the operator's inline runs): renders alone do not call for the
+    graph either, only a model or speech does; the graph runs with no checkpointer there, so it
+    adds nothing, while LangGraph (~32 MB) would stay resident in the operator after one render."""
     from videojob.pipeline.render_cache import uncached_known_scenes
 
     if ctx.llm is not None or narrate.narrated(ctx.job):
         return False
-    return uncached_known_scenes(ctx.job, ctx.cache_dir, state.quality) == 0
+    return not renders_need_graph or uncached_known_scenes(ctx.job, ctx.cache_dir, state.quality) == 0
 
 
 def _successor(name: str, state: VideoGenerationState) -> str:
